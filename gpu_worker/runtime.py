@@ -1,0 +1,85 @@
+"""The worker: Dramatiq consumer threads plus a heartbeat that registers this node.
+
+The same runtime runs as `manage.py run_worker` (a gpu_worker process) and, in the embedded
+default, inside the web server. No torch import here: actors import their heavy code lazily.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import dramatiq
+from django.conf import settings
+from django.db import close_old_connections
+
+from refact_site.jobs import requeue_unfinished, worker_identity
+
+logger = logging.getLogger(__name__)
+
+HEARTBEAT_SECONDS = 5.0
+
+
+class WorkerRuntime:
+    def __init__(
+        self, *, embedded: bool, threads: int | None = None, queues: list[str] | None = None, name: str | None = None
+    ):
+        self.embedded = embedded
+        self.threads = threads or settings.REFACT_WORKER_THREADS
+        self.queues = queues
+        self.name = name or worker_identity()
+        self.worker: dramatiq.Worker | None = None
+        self._stopping = threading.Event()
+        self._heartbeat_thread: threading.Thread | None = None
+        self.registered = threading.Event()
+
+    @property
+    def served_queues(self) -> list[str]:
+        broker = dramatiq.get_broker()
+        # Delay queues (".DQ") are an implementation detail of the broker.
+        return sorted(q for q in (self.queues or broker.get_declared_queues()) if not q.endswith((".DQ", ".XQ")))
+
+    def start(self) -> None:
+        broker = dramatiq.get_broker()
+        self.worker = dramatiq.Worker(
+            broker, queues=set(self.queues) if self.queues else None, worker_threads=self.threads
+        )
+        self.worker.start()
+        self._heartbeat_thread = threading.Thread(target=self._heartbeat_loop, name="worker-heartbeat", daemon=True)
+        self._heartbeat_thread.start()
+        logger.info(
+            "worker %s started: %d thread(s) on queues %s", self.name, self.threads, ", ".join(self.served_queues)
+        )
+
+    def stop(self, timeout_ms: int = 10_000) -> None:
+        self._stopping.set()
+        if self.worker is not None:
+            self.worker.stop(timeout=timeout_ms)
+        if self._heartbeat_thread is not None:
+            self._heartbeat_thread.join(timeout=HEARTBEAT_SECONDS * 2)
+        try:
+            from hosting.services import worker_node_remove
+
+            worker_node_remove(name=self.name)
+        except Exception:
+            logger.warning("could not unregister worker %s", self.name, exc_info=True)
+        finally:
+            close_old_connections()
+
+    def _heartbeat_loop(self) -> None:
+        from hosting.services import worker_node_heartbeat
+
+        first = True
+        while not self._stopping.is_set():
+            try:
+                worker_node_heartbeat(name=self.name, queues=self.served_queues, embedded=self.embedded, starting=first)
+                if first:
+                    # Work left unfinished by a stopped or killed worker resumes now.
+                    requeue_unfinished()
+                    first = False
+                    self.registered.set()
+            except Exception as error:  # the database may be down: keep trying, never die
+                logger.warning("worker heartbeat failed: %s", error)
+            finally:
+                close_old_connections()
+            self._stopping.wait(HEARTBEAT_SECONDS)

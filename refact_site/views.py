@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import sys
+
+from django.contrib.auth.decorators import login_required
+from django.db import InterfaceError, OperationalError
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from refact_site.health import health_report
+from refact_site.middleware import outage_of, service_unavailable
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    return render(request, "dashboard.html")
+
+
+@login_required
+def settings_page(request: HttpRequest) -> HttpResponse:
+    return render(request, "settings.html")
+
+
+@require_GET
+@never_cache
+def healthz(request: HttpRequest) -> JsonResponse:
+    try:  # resolving the session user needs the database, which may be the part that is down
+        detailed = request.user.is_authenticated and request.user.is_staff
+    except (OperationalError, InterfaceError):
+        detailed = False
+    healthy, report = health_report(detailed=detailed)
+    return JsonResponse(report, status=200 if healthy else 503)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """handler500: an outage raised outside any view (middleware, session save) is still a 503."""
+    part = outage_of(sys.exc_info()[1])
+    if part is not None:
+        return service_unavailable(request, part)
+    return render(request, "500.html", status=500)

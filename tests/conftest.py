@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import dramatiq
+import pytest
+from django.conf import settings
+
+
+@pytest.fixture(scope="session")
+def backend() -> str:
+    return os.environ["REFACT_TEST_BACKEND"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _clean_redis_prefix() -> Iterator[None]:
+    """Remove what an earlier run of this checkout left in Redis (only keys under its own prefix)."""
+
+    def clean() -> None:
+        if not settings.REDIS_URL:
+            return
+        import redis
+
+        client = redis.Redis.from_url(settings.REDIS_URL)
+        for key in client.scan_iter(f"{settings.REDIS_PREFIX}*", count=1000):
+            client.delete(key)
+        client.close()
+
+    clean()
+    yield
+    clean()
+
+
+@pytest.fixture
+def broker() -> Iterator[dramatiq.Broker]:
+    broker = dramatiq.get_broker()
+    broker.flush_all()
+    yield broker
+    broker.flush_all()
+
+
+@pytest.fixture
+def worker(broker: dramatiq.Broker, transactional_db: None) -> Iterator[dramatiq.Worker]:
+    """Real Dramatiq worker threads in this process, on the configured broker (Redis or stub)."""
+    worker = dramatiq.Worker(broker, worker_threads=2, worker_timeout=100)
+    worker.start()
+    yield worker
+    worker.stop()
+
+
+@pytest.fixture
+def admin_user(django_user_model):
+    return django_user_model.objects.create_superuser("admin", "admin@example.com", "admin-password-1")
+
+
+@pytest.fixture
+def admin_client(client, admin_user):
+    client.force_login(admin_user)
+    return client
