@@ -6,6 +6,7 @@ from django.contrib.auth.decorators import login_required
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.utils.module_loading import import_string
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
@@ -18,9 +19,19 @@ def home(request: HttpRequest) -> HttpResponse:
     return render(request, "dashboard.html")
 
 
+# Each app renders its own part of the Settings page: (request) -> HTML.
+SETTINGS_SECTIONS = [
+    "licensing.views.settings_section",
+    "hosting.views.integrations_section",
+    "projects.views.ssh_keys_section",
+    "accounts.views.audit_section",
+]
+
+
 @login_required
 def settings_page(request: HttpRequest) -> HttpResponse:
-    return render(request, "settings.html")
+    sections = [import_string(path)(request) for path in SETTINGS_SECTIONS]
+    return render(request, "settings.html", {"sections": [section for section in sections if section]})
 
 
 @require_GET

@@ -52,8 +52,14 @@ for app in ["refact_site", "accounts", "licensing", "projects", "finetune", "hos
 importlib.import_module("gpu_worker.runtime")
 print("ok")
 """
-    result = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120,
-                            env=server_environment(DJANGO_SETTINGS_MODULE="refact_site.settings"))
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=server_environment(DJANGO_SETTINGS_MODULE="refact_site.settings"),
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().endswith("ok")
 
@@ -80,6 +86,12 @@ def test_dockerfiles_copy_existing_files_and_run_existing_commands():
         for source in re.findall(r"^COPY (?:--\S+ )*(\S+) ", text, flags=re.MULTILINE):
             assert (REPO / source).exists(), f"{dockerfile} copies missing {source}"
         for command in re.findall(r"manage\.py (\w+)", text):
-            result = subprocess.run([sys.executable, "manage.py", command, "--help"], cwd=REPO,
-                                    capture_output=True, text=True, timeout=60, env=server_environment())
+            result = subprocess.run(
+                [sys.executable, "manage.py", command, "--help"],
+                cwd=REPO,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                env=server_environment(),
+            )
             assert result.returncode == 0, f"{dockerfile}: manage.py {command}: {result.stderr[-500:]}"

@@ -46,3 +46,21 @@ def test_anonymous_callers_get_no_internal_details(admin_client):
     anonymous = Client().get("/healthz").json()
     assert "error" not in anonymous["checks"]["worker"]
     assert "error" in admin_client.get("/healthz").json()["checks"]["worker"]
+
+
+@pytest.mark.services_only
+def test_rabbitmq_may_be_the_broker(client, settings):
+    """REFACT_BROKER_URL=amqp://... uses the machine's RabbitMQ; the health check speaks AMQP to it."""
+    import socket
+
+    try:
+        socket.create_connection(("127.0.0.1", 5672), timeout=1).close()
+    except OSError:
+        pytest.skip("RabbitMQ is not running on 127.0.0.1:5672")
+    WorkerNode.objects.create(name="gpu-1", hostname="gpu-1", pid=1, heartbeat_at=timezone.now())
+    settings.BROKER_URL = "amqp://guest:guest@127.0.0.1:5672/"
+    response = client.get("/healthz")
+    assert response.status_code == 200, response.json()
+    assert response.json()["checks"]["broker"]["backend"] == "rabbitmq"
+    settings.BROKER_URL = "amqp://guest:guest@127.0.0.1:1/"
+    assert client.get("/healthz").json()["failing"] == ["broker"]
