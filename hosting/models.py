@@ -20,3 +20,26 @@ class WorkerNode(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class RegisteredModel(models.Model):
+    """A model added to the catalogue locally (e.g. by `create_tiny_model`), weights in the data directory."""
+
+    name = models.CharField(max_length=100, unique=True)
+    family = models.CharField(max_length=50)
+    weights = models.CharField(max_length=500, help_text="Path of the weights, relative to the data directory.")
+    n_ctx = models.PositiveIntegerField()
+    required_memory_mb = models.PositiveIntegerField(default=0)
+    capabilities = models.JSONField(default=list)
+    backends = models.JSONField(default=list)
+    fim = models.JSONField(null=True, blank=True, help_text="template, prefix/suffix/middle/eot tokens")
+    lora_target_modules = models.JSONField(default=list)
+    cpu_capable = models.BooleanField(default=False)
+    description = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name

@@ -58,3 +58,27 @@ def admin_user(django_user_model):
 def admin_client(client, admin_user):
     client.force_login(admin_user)
     return client
+
+
+@pytest.fixture(scope="session")
+def tiny_model_weights() -> str:
+    """The tiny model's files, built once per test session under the data directory."""
+    from pathlib import Path
+
+    from gpu_worker.tiny_model import build_tiny_model
+
+    relative = Path("models") / "tiny-test"
+    target = settings.DATA_DIR / relative
+    if not (target / "config.json").exists():
+        build_tiny_model(target)
+    return str(relative)
+
+
+@pytest.fixture
+def tiny_model(db, tiny_model_weights):
+    """The tiny model registered in the catalogue as `tiny-test` (CPU-capable, fine-tunable)."""
+    from pathlib import Path
+
+    from hosting.services import tiny_model_register
+
+    return tiny_model_register(name="tiny-test", weights=Path(tiny_model_weights), parameters=0)

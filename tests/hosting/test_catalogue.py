@@ -14,7 +14,7 @@ def test_every_completion_model_has_a_fim_format_and_lora_targets():
         assert spec.max_shards in (1, 2, 4)
 
 
-def test_fim_prompts_follow_each_family_format():
+def test_fim_prompts_follow_each_family_format(db):
     qwen = model_get("qwen2.5/coder/1.5b/base")
     assert qwen.fim.prompt("def f(", "\n") == "<|fim_prefix|>def f(<|fim_suffix|>\n<|fim_middle|>"
     deepseek = model_get("deepseek-coder/1.3b/base")
