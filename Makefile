@@ -9,7 +9,7 @@ DEV_REQS := $(RUN_REQS) requirements-dev.txt
 PIP_INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 LOCK := $(BIN)/pip-compile --quiet --strip-extras --no-header --allow-unsafe --no-emit-index-url --no-emit-find-links
 
-.PHONY: run test test-services test-embedded lint lock browser clean
+.PHONY: run test test-services test-embedded lint lock audit browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,12 @@ lock: $(VENV)/.dev-installed
 	$(LOCK) -o requirements-worker.txt requirements-worker.in
 	sed -i 's/^torch==2.13.0+cpu$$/torch==2.13.0/' requirements-worker.txt
 	$(LOCK) -o requirements-dev.txt requirements-dev.in
+
+# Known vulnerabilities in the pinned requirements (needs a vulnerability database reachable from this machine).
+audit:
+	$(PYTHON) -m venv .venv-audit
+	.venv-audit/bin/python -m pip install --quiet --disable-pip-version-check pip-audit
+	.venv-audit/bin/pip-audit --strict --no-deps --disable-pip $(addprefix -r ,$(DEV_REQS))
 
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from csp.constants import NONE, SELF, UNSAFE_INLINE
+
 from refact_site.config import (
     ConfigError,
     data_dir_secret,
@@ -62,12 +64,14 @@ INSTALLED_APPS = [
     "projects",
     "finetune",
     "hosting",
+    "stats",
     "gpu_worker",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "csp.middleware.CSPMiddleware",
     "refact_site.middleware.ServiceUnavailableMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -95,6 +99,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "refact_site.context_processors.navigation",
+                "licensing.context_processors.license_warning",
             ],
         },
     },
@@ -165,13 +170,21 @@ REFACT_WORKER_NAME = env_str("REFACT_WORKER_NAME")
 REFACT_WORKER_STALE_SECONDS = env_int("REFACT_WORKER_STALE_SECONDS", 60, minimum=5)
 
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+    # API key first: its "Bearer" challenge makes unauthenticated requests 401 (not 403).
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "accounts.authentication.ApiKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 100,
     "EXCEPTION_HANDLER": "refact_site.exceptions.api_exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    # JSON bodies only; upload endpoints opt into multipart themselves.
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # OPTIONS introspection is not part of our API (and DRF's would call get_object on list views).
+    "DEFAULT_METADATA_CLASS": None,
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 SPECTACULAR_SETTINGS = {
@@ -179,6 +192,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Administration REST API and the plugin API of the self-hosted code assistant.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "refact_site.schema.add_error_responses",
+    ],
 }
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -226,6 +243,22 @@ X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
+# Pages run only our own static scripts: no inline script, no third-party origin. Inline style attributes stay
+# allowed (the admin and progress bars use them); they cannot run code. 'self' covers same-host websockets.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF, UNSAFE_INLINE],
+        "img-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "font-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
 if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
@@ -243,3 +276,66 @@ LOGGING = {
         "pika": {"level": "WARNING"},
     },
 }
+
+# --- accounts ---
+# Keyed hash of API key secrets: generated once and kept in the data directory, like SECRET_KEY.
+REFACT_API_KEY_PEPPER = env_str("REFACT_API_KEY_PEPPER") or data_dir_secret(DATA_DIR, "api_key_pepper")
+if len(REFACT_API_KEY_PEPPER) < 32:
+    raise ConfigError("REFACT_API_KEY_PEPPER: must be at least 32 characters long")
+# Failed API-key attempts allowed per client address and per key id within the window (Django cache).
+REFACT_AUTH_FAILURE_LIMIT = env_int("REFACT_AUTH_FAILURE_LIMIT", 20, minimum=1)
+REFACT_AUTH_FAILURE_WINDOW = env_int("REFACT_AUTH_FAILURE_WINDOW", 300, minimum=1)
+
+# --- licensing ---
+# Trusted vendor keys `kid:base64-of-raw-32-byte-Ed25519-key`, comma-separated; default: the product key.
+from licensing.tokens import PRODUCT_PUBLIC_KEYS, parse_public_keys  # noqa: E402
+
+REFACT_LICENSE_PUBLIC_KEYS = env_str("REFACT_LICENSE_PUBLIC_KEYS", PRODUCT_PUBLIC_KEYS)
+try:
+    if not parse_public_keys(REFACT_LICENSE_PUBLIC_KEYS):
+        raise ValueError("no key listed")
+except ValueError as error:
+    raise ConfigError(f"REFACT_LICENSE_PUBLIC_KEYS: {error}") from None
+# Admins are warned this many days before the license expires.
+REFACT_LICENSE_WARNING_DAYS = env_int("REFACT_LICENSE_WARNING_DAYS", 14, minimum=0, maximum=365)
+
+# --- projects ---
+# Hostile input crosses one guarded door each; these are the doors' limits.
+REFACT_UPLOAD_MAX_MB = env_int("REFACT_UPLOAD_MAX_MB", 1024, minimum=1)
+REFACT_DOWNLOAD_MAX_MB = env_int("REFACT_DOWNLOAD_MAX_MB", 1024, minimum=1)
+REFACT_DOWNLOAD_TIMEOUT_SECONDS = env_int("REFACT_DOWNLOAD_TIMEOUT_SECONDS", 300, minimum=1)
+# Off in production: a link could otherwise reach services inside the network (SSRF).
+REFACT_DOWNLOAD_ALLOW_PRIVATE = env_bool("REFACT_DOWNLOAD_ALLOW_PRIVATE", False)
+REFACT_GIT_TIMEOUT_SECONDS = env_int("REFACT_GIT_TIMEOUT_SECONDS", 600, minimum=1)
+REFACT_GIT_MAX_MB = env_int("REFACT_GIT_MAX_MB", 2048, minimum=1)
+# Local paths and file:// remotes read the server's own disk; only tests turn this on.
+REFACT_GIT_ALLOW_LOCAL = env_bool("REFACT_GIT_ALLOW_LOCAL", False)
+REFACT_ARCHIVE_MAX_MEMBERS = env_int("REFACT_ARCHIVE_MAX_MEMBERS", 200_000, minimum=1)
+REFACT_ARCHIVE_MAX_MB = env_int("REFACT_ARCHIVE_MAX_MB", 8192, minimum=1)
+REFACT_ARCHIVE_MAX_RATIO = env_int("REFACT_ARCHIVE_MAX_RATIO", 200, minimum=1)
+# Processes that read and classify files during a scan of a big tree (0: one per CPU core).
+REFACT_SCAN_PROCESSES = env_int("REFACT_SCAN_PROCESSES", 0, minimum=0, maximum=64)
+
+
+# --- hosting ---
+# The inference supervisor of each worker (in-process in the embedded default) serves assigned models.
+REFACT_SUPERVISOR = env_bool("REFACT_SUPERVISOR", True)
+# torch CPU threads of each transformers inference server (0: torch's default).
+REFACT_INFERENCE_THREADS = env_int("REFACT_INFERENCE_THREADS", 0, minimum=0, maximum=256)
+
+
+# --- plugin API (hosting.plugin_api) ---
+# Inference servers to proxy to besides those the supervisor reports: `MODEL=URL` (a LoRA as
+# `base:run:checkpoint=URL`), comma-separated; e.g. an OpenAI-protocol server run by hand.
+REFACT_INFERENCE_SERVERS = env_list("REFACT_INFERENCE_SERVERS", [])
+for _entry in REFACT_INFERENCE_SERVERS:
+    _name, _, _url = _entry.partition("=")
+    if not _name or not _url.startswith(("http://", "https://")):
+        raise ConfigError(f"REFACT_INFERENCE_SERVERS: expected MODEL=http://HOST:PORT, got {_entry!r}")
+# Requests per API key per window (seconds), and requests of one key in flight at once; over either: 429.
+REFACT_PLUGIN_RATE_LIMIT = env_int("REFACT_PLUGIN_RATE_LIMIT", 600, minimum=1)
+REFACT_PLUGIN_RATE_WINDOW = env_int("REFACT_PLUGIN_RATE_WINDOW", 60, minimum=1, maximum=3600)
+REFACT_PLUGIN_MAX_INFLIGHT = env_int("REFACT_PLUGIN_MAX_INFLIGHT", 16, minimum=1)
+# Seconds to connect to an inference server, and to wait for its next bytes, before answering 503.
+REFACT_UPSTREAM_CONNECT_TIMEOUT = env_int("REFACT_UPSTREAM_CONNECT_TIMEOUT", 3, minimum=1, maximum=60)
+REFACT_UPSTREAM_READ_TIMEOUT = env_int("REFACT_UPSTREAM_READ_TIMEOUT", 120, minimum=1, maximum=3600)

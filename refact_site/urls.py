@@ -22,12 +22,18 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("healthz", views.healthz, name="healthz"),
     path("settings/", views.settings_page, name="settings"),
+    path("settings/license/", include("licensing.urls")),
     path("admin/", admin.site.urls),
     path("api/", include(api_urlpatterns)),
     path("users/", include("accounts.urls")),
     path("projects/", include("projects.urls")),
     path("finetune/", include("finetune.urls")),
     path("", include("hosting.urls")),
+    path("", include("stats.urls")),
+    path("", include("hosting.plugin_urls")),
 ]
 
+handler400 = "refact_site.views.bad_request"
+handler403 = "refact_site.views.permission_denied"
+handler404 = "refact_site.views.page_not_found"
 handler500 = "refact_site.views.server_error"

@@ -7,6 +7,7 @@ from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils.module_loading import import_string
+from django.views import defaults
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
@@ -45,9 +46,45 @@ def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse(report, status=200 if healthy else 503)
 
 
+# Machine clients (plugins, scripts) get JSON errors on their paths, even from Django's own handlers.
+API_PREFIXES = (
+    "/api/",
+    "/v1/",
+    "/refact-caps",
+    "/coding_assistant_caps.json",
+    "/tokenizer/",
+    "/stats/telemetry",
+    "/stats/rh-",
+)
+
+
+def wants_json(request: HttpRequest) -> bool:
+    return request.path.startswith(API_PREFIXES)
+
+
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if wants_json(request):
+        return JsonResponse({"detail": "Malformed request."}, status=400)
+    return defaults.bad_request(request, exception)
+
+
+def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if wants_json(request):
+        return JsonResponse({"detail": "You do not have permission to perform this action."}, status=403)
+    return defaults.permission_denied(request, exception)
+
+
+def page_not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if wants_json(request):
+        return JsonResponse({"detail": "Not found."}, status=404)
+    return defaults.page_not_found(request, exception)
+
+
 def server_error(request: HttpRequest) -> HttpResponse:
     """handler500: an outage raised outside any view (middleware, session save) is still a 503."""
     part = outage_of(sys.exc_info()[1])
     if part is not None:
         return service_unavailable(request, part)
+    if wants_json(request):
+        return JsonResponse({"detail": "Internal error; it was logged."}, status=500)
     return render(request, "500.html", status=500)

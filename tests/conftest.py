@@ -32,6 +32,28 @@ def _clean_redis_prefix() -> Iterator[None]:
     clean()
 
 
+def _cache_clear() -> None:
+    """Empty this checkout's cache only: Django's RedisCache.clear() would FLUSHDB every checkout's Redis data."""
+    from django.core.cache import cache
+
+    if not settings.REDIS_URL:
+        cache.clear()
+        return
+    import redis
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    for key in client.scan_iter(f"{settings.CACHES['default']['KEY_PREFIX']}:*", count=1000):
+        client.delete(key)
+    client.close()
+
+
+@pytest.fixture
+def clean_cache() -> Iterator[None]:
+    _cache_clear()
+    yield
+    _cache_clear()
+
+
 @pytest.fixture
 def broker() -> Iterator[dramatiq.Broker]:
     broker = dramatiq.get_broker()
@@ -82,3 +104,54 @@ def tiny_model(db, tiny_model_weights):
     from hosting.services import tiny_model_register
 
     return tiny_model_register(name="tiny-test", weights=Path(tiny_model_weights), parameters=0)
+
+
+# --- personas (accounts): admin, Alice in team A, Bob in team B, Carol with no team ---
+
+
+@pytest.fixture
+def enterprise_license(db):
+    """An active Enterprise license, so that non-admin users' keys work (the Self-hosted edition refuses them)."""
+    from tests.support.licenses import activate_test_license
+
+    return activate_test_license()
+
+
+@pytest.fixture
+def team_a(db):
+    from accounts.models import Team
+
+    return Team.objects.create(name="team-a")
+
+
+@pytest.fixture
+def team_b(db):
+    from accounts.models import Team
+
+    return Team.objects.create(name="team-b")
+
+
+@pytest.fixture
+def alice(django_user_model, team_a, enterprise_license):
+    return django_user_model.objects.create_user("alice", "alice@example.com", "alice-password-1", team=team_a)
+
+
+@pytest.fixture
+def bob(django_user_model, team_b, enterprise_license):
+    return django_user_model.objects.create_user("bob", "bob@example.com", "bob-password-1", team=team_b)
+
+
+@pytest.fixture
+def carol(django_user_model, enterprise_license):
+    return django_user_model.objects.create_user("carol", "carol@example.com", "carol-password-1")
+
+
+@pytest.fixture
+def api_key_for(db):
+    """api_key_for(user, name="default") -> the plaintext of a new key for USER."""
+    from accounts.services import api_key_create
+
+    def make(user, name: str = "default") -> str:
+        return api_key_create(user=user, name=name)[1]
+
+    return make

@@ -35,11 +35,18 @@ def browser_page(*, viewport: tuple[int, int] = (1366, 860)) -> Iterator:
         context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
         page = context.new_page()
         page.set_default_timeout(20_000)
+        # Every page runs under the content security policy: a blocked script or socket fails the test.
+        violations: list[str] = []
+        page.on(
+            "console",
+            lambda msg: violations.append(msg.text) if "Content Security Policy" in msg.text else None,
+        )
         try:
             yield page
         finally:
             context.close()
             browser.close()
+        assert not violations, f"content security policy violations: {violations}"
 
 
 def screenshot(page, name: str) -> Path:

@@ -58,6 +58,26 @@ class Command(BaseCommand):
                 self.listen_failed = True
                 super().listen_error(failure)
 
+        # Streamed completions are many small writes: without TCP_NODELAY, Nagle's algorithm holds each
+        # one until the client's delayed ACK (~40 ms per event). daphne.server looks the factory up at run.
+        import daphne.server
+        from daphne.http_protocol import HTTPFactory
+
+        class NoDelayHTTPFactory(HTTPFactory):
+            def buildProtocol(self, addr: Any) -> Any:
+                protocol = super().buildProtocol(addr)
+                if protocol is not None:
+                    made = protocol.connectionMade
+
+                    def connection_made() -> None:
+                        made()
+                        protocol.transport.setTcpNoDelay(True)
+
+                    protocol.connectionMade = connection_made
+                return protocol
+
+        daphne.server.HTTPFactory = NoDelayHTTPFactory
+
         server = RefactServer(
             application=get_default_application(),
             endpoints=build_endpoint_description_strings(host=options["host"], port=options["port"]),
