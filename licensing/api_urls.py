@@ -1,5 +1,10 @@
 from __future__ import annotations
 
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from licensing import api
+
+urlpatterns = [
+    path("license/", api.LicenseView.as_view(), name="api-license"),
+    path("edition/", api.EditionView.as_view(), name="api-edition"),
+]

@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand, CommandError
+
+from licensing.services import license_activate
+from refact_site.exceptions import ApplicationError
+
+
+class Command(BaseCommand):
+    help = "Activate a license token (Enterprise edition)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("token")
+
+    def handle(self, *args, **options):
+        try:
+            license = license_activate(token=options["token"], actor=None)
+        except ApplicationError as error:
+            raise CommandError(error.message) from None
+        self.stdout.write(
+            f"License activated: {license.customer}, {license.seats} seats, "
+            f"valid until {license.expires_at:%Y-%m-%d %H:%M} UTC"
+        )
