@@ -18,6 +18,7 @@ from refact_site.jobs import requeue_unfinished, worker_identity
 logger = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 5.0
+DEVICE_REFRESH_BEATS = 6  # free memory is re-read every 30 s
 
 
 class WorkerRuntime:
@@ -32,6 +33,9 @@ class WorkerRuntime:
         self._stopping = threading.Event()
         self._heartbeat_thread: threading.Thread | None = None
         self.registered = threading.Event()
+        self.supervisor = None  # gpu_worker.supervisor.Supervisor once registered
+        self.devices: list[dict[str, object]] = []
+        self.backends: list[str] = []
 
     @property
     def served_queues(self) -> list[str]:
@@ -53,6 +57,8 @@ class WorkerRuntime:
 
     def stop(self, timeout_ms: int = 10_000) -> None:
         self._stopping.set()
+        if self.supervisor is not None:
+            self.supervisor.stop()  # inference servers go down with their worker
         if self.worker is not None:
             self.worker.stop(timeout=timeout_ms)
         if self._heartbeat_thread is not None:
@@ -70,16 +76,45 @@ class WorkerRuntime:
         from hosting.services import worker_node_heartbeat
 
         first = True
+        beats = 0
         while not self._stopping.is_set():
             try:
-                worker_node_heartbeat(name=self.name, queues=self.served_queues, embedded=self.embedded, starting=first)
+                if beats % DEVICE_REFRESH_BEATS == 0:
+                    self._detect_devices()
+                beats += 1
+                worker_node_heartbeat(
+                    name=self.name,
+                    queues=self.served_queues,
+                    embedded=self.embedded,
+                    starting=first,
+                    devices=self.devices,
+                    backends=self.backends,
+                )
                 if first:
                     # Work left unfinished by a stopped or killed worker resumes now.
                     requeue_unfinished()
                     first = False
                     self.registered.set()
+                    self._start_supervisor()
             except Exception as error:  # the database may be down: keep trying, never die
                 logger.warning("worker heartbeat failed: %s", error)
             finally:
                 close_old_connections()
             self._stopping.wait(HEARTBEAT_SECONDS)
+
+    def _detect_devices(self) -> None:
+        from gpu_worker.devices import detect_backends, detect_devices
+
+        try:
+            self.devices = detect_devices()
+            self.backends = detect_backends(self.devices)
+        except Exception:  # never let device probing stop the heartbeat
+            logger.warning("device detection failed", exc_info=True)
+
+    def _start_supervisor(self) -> None:
+        if not settings.REFACT_SUPERVISOR or self._stopping.is_set():
+            return
+        from gpu_worker.supervisor import Supervisor
+
+        self.supervisor = Supervisor(node=self.name)
+        self.supervisor.start()

@@ -1,0 +1,212 @@
+"""What our plugin API adds on top of the inference server, in one run.
+
+The same streamed completion requests go directly to the inference server (the baseline) and through
+our API (daphne: API-key auth, validation, routing, limits, SSE relay), interleaved so that both see
+the same machine load:
+- sequential: added latency per request (ours minus direct, paired), p50 and p99; target <= 5 ms p50;
+- 16 concurrent streams: throughput (tokens/s) through us over direct; target >= 0.85.
+
+    python benchmarks/api_overhead.py [--requests 100] [--tokens 16] [--concurrency 16] [--rounds 4]
+
+Uses the tiny model built in a temporary data directory; the database and Redis are the embedded
+default unless DATABASE_URL / REDIS_URL are set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+PROMPTS = [
+    "def fibonacci(n):\n    ",
+    "import os\nimport sys\n\n\ndef main():\n    ",
+    "class Stack:\n    def __init__(self):\n        self.items = []\n\n    def push(self, item):\n        ",
+    "for i in range(10):\n    print(",
+]
+
+
+def prepare(data_dir: Path) -> tuple[str, Path]:
+    """Database, the tiny model and an API key in a fresh data directory."""
+    os.environ["REFACT_DATA_DIR"] = str(data_dir)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "refact_site.settings")
+    import django
+
+    django.setup()
+    import logging
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    from accounts.services import admin_bootstrap, api_key_create
+    from gpu_worker.tiny_model import build_tiny_model
+    from hosting.services import tiny_model_register
+
+    weights = Path("models") / "bench"
+    build_tiny_model(data_dir / weights)
+    tiny_model_register(name="bench", weights=weights, parameters=0)
+    admin = admin_bootstrap(token=secrets.token_urlsafe(16)).user
+    _, key = api_key_create(user=admin, name="benchmark")
+    return key, data_dir / weights
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(url: str, timeout: float = 180, *, any_answer: bool = False) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200 or any_answer:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise SystemExit(f"{url} did not answer within {timeout} s")
+
+
+async def one(client, url: str, key: str, prompt: str, tokens: int) -> tuple[float, int]:
+    """Seconds to the last byte of a streamed completion, and the number of events received."""
+    body = {"model": "bench", "prompt": prompt, "max_tokens": tokens, "temperature": 0, "stream": True}
+    body["ignore_eos"] = True
+    started = time.perf_counter()
+    events = 0
+    headers = {"Authorization": f"Bearer {key}"}
+    async with client.stream("POST", f"{url}/v1/completions", json=body, headers=headers) as response:
+        if response.status_code != 200:
+            raise SystemExit(f"{url}: {response.status_code} {(await response.aread())[:300]!r}")
+        async for line in response.aiter_lines():
+            if line.startswith("data: {"):
+                events += 1
+    return time.perf_counter() - started, events
+
+
+async def sequential(direct: str, ours: str, key: str, requests: int, tokens: int) -> list[float]:
+    import httpx
+
+    added = []
+    async with httpx.AsyncClient(timeout=120) as client:
+        for index in range(requests + 5):
+            prompt = PROMPTS[index % len(PROMPTS)]
+            # Alternate which goes first so that neither always meets a warmer cache.
+            if index % 2:
+                ours_seconds, _ = await one(client, ours, key, prompt, tokens)
+                direct_seconds, _ = await one(client, direct, key, prompt, tokens)
+            else:
+                direct_seconds, _ = await one(client, direct, key, prompt, tokens)
+                ours_seconds, _ = await one(client, ours, key, prompt, tokens)
+            if index >= 5:  # warm-up
+                added.append((ours_seconds - direct_seconds) * 1000)
+    return added
+
+
+async def concurrent(url: str, key: str, streams: int, per_stream: int, tokens: int) -> float:
+    import httpx
+
+    limits = httpx.Limits(max_connections=streams * 2)
+    async with httpx.AsyncClient(timeout=300, limits=limits) as client:
+
+        async def runner(offset: int) -> int:
+            total = 0
+            for index in range(per_stream):
+                _, events = await one(client, url, key, PROMPTS[(offset + index) % len(PROMPTS)], tokens)
+                total += events
+            return total
+
+        started = time.perf_counter()
+        counts = await asyncio.gather(*(runner(offset) for offset in range(streams)))
+        return sum(counts) / (time.perf_counter() - started)
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=100, help="sequential request pairs")
+    parser.add_argument("--tokens", type=int, default=16, help="tokens per completion")
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--per-stream", type=int, default=4, help="requests per concurrent stream")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating direct/ours rounds of the concurrent run")
+    args = parser.parse_args()
+
+    data_dir = Path(tempfile.mkdtemp(prefix="refact-bench-"))
+    key, model_dir = prepare(data_dir)
+    env = {**os.environ, "REFACT_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1"}
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    inference_port, server_port = free_port(), free_port()
+    direct, ours = f"http://127.0.0.1:{inference_port}", f"http://127.0.0.1:{server_port}"
+    env["REFACT_INFERENCE_SERVERS"] = f"bench={direct}"
+    env["REFACT_PLUGIN_RATE_LIMIT"] = "1000000"
+    env["REFACT_PLUGIN_MAX_INFLIGHT"] = str(args.concurrency * 2)
+    logs = open(data_dir / "processes.log", "wb")  # noqa: SIM115
+    inference_args = [sys.executable, "-m", "gpu_worker.inference_server", "--model-dir", str(model_dir)]
+    inference_args += ["--served-name", "bench", "--port", str(inference_port), "--max-batch", str(args.concurrency)]
+    processes = [
+        subprocess.Popen(inference_args, cwd=REPO, env=env, stdout=logs, stderr=subprocess.STDOUT),
+        subprocess.Popen(
+            [sys.executable, "manage.py", "serve", "--no-worker", "--host", "127.0.0.1", "--port", str(server_port)],
+            cwd=REPO,
+            env=env,
+            stdout=logs,
+            stderr=subprocess.STDOUT,
+        ),
+    ]
+    try:
+        wait_for(f"{direct}/health")
+        wait_for(f"{ours}/healthz", any_answer=True)  # no worker here: it answers 503
+        added = asyncio.run(sequential(direct, ours, key, args.requests, args.tokens))
+        direct_rates, ours_rates = [], []
+        for round_index in range(args.rounds):
+            order = [(direct, direct_rates), (ours, ours_rates)]
+            for url, rates in order if round_index % 2 == 0 else order[::-1]:
+                rates.append(asyncio.run(concurrent(url, key, args.concurrency, args.per_stream, args.tokens)))
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(20)
+    p50, p99 = statistics.median(added), percentile(added, 0.99)
+    direct_rate, ours_rate = statistics.median(direct_rates), statistics.median(ours_rates)
+    ratio = ours_rate / direct_rate
+    result = {
+        "sequential_requests": len(added),
+        "tokens_per_request": args.tokens,
+        "added_latency_p50_ms": round(p50, 2),
+        "added_latency_p99_ms": round(p99, 2),
+        "concurrent_streams": args.concurrency,
+        "direct_tokens_per_s": round(direct_rate, 1),
+        "ours_tokens_per_s": round(ours_rate, 1),
+        "throughput_ratio": round(ratio, 3),
+    }
+    print(json.dumps(result, indent=2))  # noqa: T201
+    print(  # noqa: T201
+        f"added latency p50 {p50:.2f} ms (target <= 5: {'ok' if p50 <= 5 else 'MISSED'}), p99 {p99:.2f} ms; "
+        f"throughput at {args.concurrency} streams {ratio:.3f}x direct (target >= 0.85: "
+        f"{'ok' if ratio >= 0.85 else 'MISSED'})"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,566 @@
+"""The plugin API (DESIGN.md, Plugin API): Refact caps, OpenAI-compatible completions, chat and embeddings.
+
+Completions, chat and embeddings are plain async Django views so that streams are relayed without a
+thread per stream; they authenticate with the same API-key class as the DRF views and validate bodies
+with DRF serializers. Each is documented in the OpenAPI schema through a DRF view class (`cls`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from asgiref.sync import sync_to_async
+from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.views.decorators.csrf import csrf_exempt
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+    extend_schema_view,
+    inline_serializer,
+)
+from rest_framework import exceptions, serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.authentication import ApiKeyAuthentication
+from hosting import plugin_selectors
+from hosting.catalogue import CHAT, COMPLETION, EMBEDDINGS
+from hosting.limits import limit_acquire, limit_release
+from hosting.plugin_selectors import UnavailableError
+from hosting.proxy import relay_events, upstream_client
+from refact_site.exceptions import ApplicationError
+from refact_site.middleware import outage_of, service_unavailable
+
+UPSTREAM_RETRY_AFTER_SECONDS = 5
+ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    404: "not_found_error",
+    429: "rate_limit_error",
+    503: "service_unavailable",
+}
+
+
+# --- request bodies ---
+
+
+class StopField(serializers.ListField):
+    """OpenAI's `stop`: one string or a list of up to 4."""
+
+    child = serializers.CharField(trim_whitespace=False, max_length=200)
+    max_length = 4
+
+    def to_internal_value(self, data: Any) -> list[str]:
+        data = [data] if isinstance(data, str) else data
+        if not isinstance(data, list) or not all(isinstance(item, str) for item in data):
+            raise serializers.ValidationError("expected a string or a list of strings")
+        return super().to_internal_value(data)
+
+
+class PromptField(serializers.CharField):
+    """OpenAI's `prompt`: one string (a list of exactly one string is accepted too)."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if isinstance(data, list) and len(data) == 1:
+            data = data[0]
+        if not isinstance(data, str):
+            raise serializers.ValidationError("expected a string")
+        return super().to_internal_value(data)
+
+
+class SamplingFields(serializers.Serializer):
+    model = serializers.CharField(required=False, allow_blank=True, max_length=300, default="")
+    max_tokens = serializers.IntegerField(required=False, min_value=1, max_value=1_000_000)
+    temperature = serializers.FloatField(required=False, min_value=0.0, max_value=2.0)
+    top_p = serializers.FloatField(required=False, min_value=0.0, max_value=1.0)
+    stop = StopField(required=False)
+    n = serializers.IntegerField(required=False, min_value=1, max_value=8)
+    stream = serializers.BooleanField(required=False, default=False)
+    seed = serializers.IntegerField(required=False, min_value=-(2**63), max_value=2**63 - 1)
+    ignore_eos = serializers.BooleanField(required=False, help_text="Generate max_tokens even past end of text.")
+    project = serializers.CharField(required=False, max_length=100, help_text="Routes by this project's preference.")
+
+
+class CompletionInput(SamplingFields):
+    prompt = PromptField(trim_whitespace=False, allow_blank=True, max_length=4_000_000)
+    echo = serializers.BooleanField(required=False)
+
+
+@extend_schema_field({"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "object"}}]})
+class MessageContentField(serializers.Field):
+    """A message's `content`: a string, or OpenAI's list of text parts (joined here)."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if data is None:
+            return ""
+        if isinstance(data, list):
+            if not all(
+                isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str)
+                for part in data
+            ):
+                raise serializers.ValidationError('content parts must be {"type": "text", "text": ...}')
+            data = "".join(part["text"] for part in data)
+        if not isinstance(data, str):
+            raise serializers.ValidationError("expected a string or a list of text parts")
+        if len(data) > 4_000_000:
+            raise serializers.ValidationError("at most 4,000,000 characters")
+        return data
+
+    def to_representation(self, value: str) -> str:
+        return value
+
+
+class ChatMessage(serializers.Serializer):
+    role = serializers.ChoiceField(choices=["system", "developer", "user", "assistant", "tool"])
+    content = MessageContentField(required=False, default="")
+
+
+class ChatInput(SamplingFields):
+    messages = ChatMessage(many=True, allow_empty=False)
+
+
+class EmbeddingsInput(serializers.Serializer):
+    model = serializers.CharField(required=False, allow_blank=True, max_length=300, default="")
+    input = serializers.ListField(
+        child=serializers.CharField(trim_whitespace=False, allow_blank=True, max_length=100_000), max_length=2048
+    )
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        if isinstance(data, dict) and isinstance(data.get("input"), str):
+            data = {**data, "input": [data["input"]]}
+        return super().to_internal_value(data)
+
+
+ERROR = inline_serializer(
+    "PluginError", {"detail": serializers.CharField(), "field": serializers.CharField(required=False)}
+)
+OPENAI_OBJECT = inline_serializer(
+    "OpenAIObject", {"object": serializers.CharField(), "caps_version": serializers.IntegerField()}
+)
+
+
+# --- the async proxy views ---
+
+
+@dataclass
+class Prepared:
+    user_id: int
+    team_id: int | None
+    key_id: str
+    payload: dict[str, Any]
+    url: str
+    model: str
+    stream: bool
+    caps_version: int
+
+
+def _error(status: int, message: str, *, field: str | None = None, retry_after: int | None = None, **extra: Any):
+    body: dict[str, Any] = {"detail": message}
+    if field:
+        body["field"] = field
+    body.update(extra)
+    # OpenAI's shape as well, so that OpenAI clients show the message.
+    body["error"] = {"message": message, "type": ERROR_TYPES.get(status, "api_error"), "param": field, "code": status}
+    response = JsonResponse(body, status=status)
+    if retry_after is not None:
+        response["Retry-After"] = str(retry_after)
+    return response
+
+
+def _first_error(errors: Any, path: str = "") -> tuple[str, str]:
+    """The first (field path, message) of DRF's nested error structure."""
+    if isinstance(errors, dict):
+        for name, value in errors.items():
+            field = name if name != "non_field_errors" else ""
+            return _first_error(value, f"{path}.{field}".strip(".") if field else path)
+    if isinstance(errors, list):
+        for index, value in enumerate(errors):
+            if value:
+                nested = isinstance(value, (dict, list))
+                return _first_error(value, f"{path}[{index}]" if nested and isinstance(value, dict) else path)
+    return path, str(errors)
+
+
+def _authenticate(request: HttpRequest):
+    try:
+        result = ApiKeyAuthentication().authenticate(request)
+    except exceptions.Throttled as error:
+        return _error(429, str(error.detail), retry_after=int(error.wait or 1))
+    except exceptions.AuthenticationFailed as error:
+        response = _error(401, str(error.detail))
+        response["WWW-Authenticate"] = ApiKeyAuthentication().authenticate_header(request)
+        return response
+    if result is None:
+        response = _error(401, "Authentication credentials were not provided.")
+        response["WWW-Authenticate"] = ApiKeyAuthentication().authenticate_header(request)
+        return response
+    return result
+
+
+def _prepare(request: HttpRequest, *, serializer_class: type[serializers.Serializer], capability: str, path: str):
+    """Auth, validation and routing in one trip to the database thread."""
+    auth = _authenticate(request)
+    if isinstance(auth, HttpResponse):
+        return auth
+    user, key = auth
+    try:
+        body = json.loads(request.body or b"null")
+    except (ValueError, UnicodeDecodeError) as error:
+        return _error(400, f"the body is not valid JSON: {error}", field="body")
+    if not isinstance(body, dict):
+        return _error(400, "the body must be a JSON object", field="body")
+    serializer = serializer_class(data=body)
+    if not serializer.is_valid():
+        field, message = _first_error(serializer.errors)
+        return _error(400, f"{field}: {message}" if field else message, field=field or "body")
+    data = dict(serializer.validated_data)
+    try:
+        project = data.pop("project", None)
+        served = plugin_selectors.route_resolve(user=user, model=data["model"], capability=capability, project=project)
+        _check_context(served=served, data=data)
+        version = plugin_selectors.caps_version_for(user=user, project=project)
+    except UnavailableError as error:
+        return _error(503, error.message, retry_after=error.retry_after, **_details(error))
+    except ApplicationError as error:
+        return _error(error.status_code, error.message, **_details(error))
+    data["model"] = served.name
+    if capability == CHAT:
+        data["messages"] = [dict(message) for message in data["messages"]]
+    return Prepared(
+        user_id=user.pk,
+        team_id=user.team_id,
+        key_id=key.key_id if key is not None else f"user-{user.pk}",
+        payload=data,
+        url=f"{served.endpoint.url}{path}",
+        model=served.name,
+        stream=bool(data.get("stream")),
+        caps_version=version,
+    )
+
+
+def _details(error: ApplicationError) -> dict[str, Any]:
+    details = dict(error.extra)
+    if error.field:
+        details["field"] = error.field
+    return details
+
+
+def _check_context(*, served, data: dict[str, Any]) -> None:
+    """An over-long prompt is refused here with the context size, before it reaches the model."""
+    if "prompt" in data:
+        text = data["prompt"]
+    elif "messages" in data:
+        text = "\n".join(message["content"] for message in data["messages"])
+    else:
+        text = "\n".join(data["input"])
+    n_ctx = served.n_ctx
+    if not n_ctx or len(text) < n_ctx // 2:  # fewer characters than half the context cannot overflow it
+        return
+    tokens = plugin_selectors.token_count(model=served.base, text=text)
+    if tokens is None:
+        return
+    max_tokens = 0 if "input" in data else (data.get("max_tokens") or 0)
+    if tokens + max_tokens > n_ctx:
+        raise ApplicationError(
+            f"the prompt is {tokens} tokens; with max_tokens {max_tokens} it exceeds "
+            f"the context size of {served.name} ({n_ctx} tokens)",
+            field="prompt" if "prompt" in data else ("messages" if "messages" in data else "input"),
+            n_ctx=n_ctx,
+            prompt_tokens=tokens,
+        )
+
+
+_background: set[asyncio.Task] = set()
+
+
+def _record_later(**fields: Any) -> None:
+    """Usage is written after the response, off the request's path."""
+    from stats.services import completion_served_record
+
+    task = asyncio.get_running_loop().create_task(sync_to_async(completion_served_record)(**fields))
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+
+
+async def _proxy(request: HttpRequest, *, serializer_class, capability: str, path: str) -> HttpResponse:
+    if request.method != "POST":
+        return _error(405, f"method {request.method} not allowed; use POST")
+    started = time.monotonic()
+    try:
+        prepared = await sync_to_async(_prepare)(
+            request, serializer_class=serializer_class, capability=capability, path=path
+        )
+    except Exception as error:
+        part = outage_of(error)
+        if part is None:
+            raise
+        return service_unavailable(request, part)
+    if isinstance(prepared, HttpResponse):
+        return prepared
+    refusal = await limit_acquire(prepared.key_id)
+    if refusal is not None:
+        return _error(429, refusal.message, retry_after=refusal.retry_after)
+    released = False
+
+    async def release() -> None:
+        nonlocal released
+        if not released:
+            released = True
+            await limit_release(prepared.key_id)
+
+    def record(status: int, *, first_token_ms: int | None = None, events: int = 0) -> None:
+        _record_later(
+            user_id=prepared.user_id,
+            team_id=prepared.team_id,
+            model=prepared.model,
+            kind=capability,
+            status=status,
+            latency_ms=int((time.monotonic() - started) * 1000),
+            first_token_ms=first_token_ms,
+            streamed=prepared.stream,
+            chunks=events,
+        )
+
+    client = upstream_client()
+    try:
+        upstream = await client.send(client.build_request("POST", prepared.url, json=prepared.payload), stream=True)
+    except httpx.TimeoutException:
+        await release()
+        return _error(
+            503,
+            f"the inference server of {prepared.model!r} did not answer in time",
+            field="model",
+            retry_after=UPSTREAM_RETRY_AFTER_SECONDS,
+            model=prepared.model,
+        )
+    except httpx.HTTPError as error:
+        await release()
+        return _error(
+            503,
+            f"the inference server of {prepared.model!r} is unreachable ({type(error).__name__})",
+            field="model",
+            retry_after=UPSTREAM_RETRY_AFTER_SECONDS,
+            model=prepared.model,
+        )
+    except BaseException:
+        await release()
+        raise
+
+    if upstream.status_code != 200 or not prepared.stream:
+        try:
+            content = await upstream.aread()
+        except httpx.HTTPError:
+            await release()
+            return _error(
+                503,
+                f"the inference server of {prepared.model!r} broke off its answer",
+                retry_after=UPSTREAM_RETRY_AFTER_SECONDS,
+                model=prepared.model,
+            )
+        finally:
+            await upstream.aclose()
+        await release()
+        record(upstream.status_code)
+        return _relay_whole(upstream, content, caps_version=prepared.caps_version)
+
+    async def stream():
+        counter = {"events": 0}
+        first_token_ms = None
+        try:
+            async for piece in relay_events(upstream, caps_version=prepared.caps_version, counter=counter):
+                if first_token_ms is None:
+                    first_token_ms = int((time.monotonic() - started) * 1000)
+                yield piece
+        except httpx.HTTPError:
+            # The inference server went away mid-stream: end the stream with an error event.
+            message = json.dumps({"error": {"message": "the inference server broke off the stream"}})
+            yield f"data: {message}\n\ndata: [DONE]\n\n".encode()
+        finally:
+            # Closing the upstream response drops its connection: the inference server stops generating.
+            await upstream.aclose()
+            await release()
+            record(200, first_token_ms=first_token_ms, events=counter["events"])
+
+    response = StreamingHttpResponse(stream(), content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"  # nginx: pass events through as they come
+    return response
+
+
+def _relay_whole(upstream: httpx.Response, content: bytes, *, caps_version: int) -> HttpResponse:
+    status = upstream.status_code
+    content_type = upstream.headers.get("content-type", "application/json")
+    if status == 200 and content.startswith(b"{"):
+        content = b'{"caps_version":' + str(caps_version).encode() + b"," + content[1:]
+    if status in (502, 503, 504):
+        response = HttpResponse(content, status=503, content_type=content_type)
+        response["Retry-After"] = upstream.headers.get("retry-after", str(UPSTREAM_RETRY_AFTER_SECONDS))
+        return response
+    return HttpResponse(content, status=status, content_type=content_type)
+
+
+@csrf_exempt
+async def completions(request: HttpRequest) -> HttpResponse:
+    return await _proxy(request, serializer_class=CompletionInput, capability=COMPLETION, path="/v1/completions")
+
+
+@csrf_exempt
+async def chat_completions(request: HttpRequest) -> HttpResponse:
+    return await _proxy(request, serializer_class=ChatInput, capability=CHAT, path="/v1/chat/completions")
+
+
+@csrf_exempt
+async def embeddings(request: HttpRequest) -> HttpResponse:
+    return await _proxy(request, serializer_class=EmbeddingsInput, capability=EMBEDDINGS, path="/v1/embeddings")
+
+
+# OpenAPI descriptions of the async views (drf-spectacular reads `cls` of a URL's callback).
+
+PROXY_RESPONSES = {
+    200: OpenApiResponse(OPENAI_OBJECT, description="The OpenAI-protocol answer; with `stream`, SSE `data:` events."),
+    400: ERROR,
+    401: ERROR,
+    404: ERROR,
+    429: ERROR,
+    503: ERROR,
+}
+
+
+class CompletionsDoc(APIView):
+    authentication_classes = [ApiKeyAuthentication]
+
+    @extend_schema(
+        operation_id="plugin_completions", request=CompletionInput, responses=PROXY_RESPONSES, tags=["plugin"]
+    )
+    def post(self, request: Request) -> Response:  # pragma: no cover - documentation only
+        raise NotImplementedError
+
+
+class ChatCompletionsDoc(APIView):
+    authentication_classes = [ApiKeyAuthentication]
+
+    @extend_schema(
+        operation_id="plugin_chat_completions", request=ChatInput, responses=PROXY_RESPONSES, tags=["plugin"]
+    )
+    def post(self, request: Request) -> Response:  # pragma: no cover - documentation only
+        raise NotImplementedError
+
+
+class EmbeddingsDoc(APIView):
+    authentication_classes = [ApiKeyAuthentication]
+
+    @extend_schema(
+        operation_id="plugin_embeddings", request=EmbeddingsInput, responses=PROXY_RESPONSES, tags=["plugin"]
+    )
+    def post(self, request: Request) -> Response:  # pragma: no cover - documentation only
+        raise NotImplementedError
+
+
+for _view, _doc in ((completions, CompletionsDoc), (chat_completions, ChatCompletionsDoc), (embeddings, EmbeddingsDoc)):
+    _view.cls = _doc  # type: ignore[attr-defined]
+    _view.initkwargs = {}  # type: ignore[attr-defined]
+
+
+# --- DRF views ---
+
+
+class PluginView(APIView):
+    authentication_classes = [ApiKeyAuthentication]
+
+
+class CapsView(PluginView):
+    """Capabilities for the calling user, in Refact's self-hosted format."""
+
+    @extend_schema(
+        operation_id="plugin_caps",
+        parameters=[OpenApiParameter("project", str, description="Use this project's model preference.")],
+        responses={200: OpenApiResponse(description="The caps document"), 401: ERROR, 404: ERROR},
+        tags=["plugin"],
+    )
+    def get(self, request: Request) -> Response:
+        project = request.query_params.get("project")
+        return Response(plugin_selectors.caps_document(user=request.user, project=project))
+
+
+@extend_schema_view(get=extend_schema(operation_id="plugin_caps_legacy"))
+class LegacyCapsView(CapsView):
+    """The same capabilities at the path older plugins read."""
+
+
+class LoginView(PluginView):
+    """What the plugin shows after connecting: the account and whether it may use the server."""
+
+    @extend_schema(
+        operation_id="plugin_login",
+        responses=inline_serializer(
+            "PluginLogin",
+            {
+                "retcode": serializers.CharField(),
+                "account": serializers.CharField(),
+                "team": serializers.CharField(allow_null=True),
+                "inference": serializers.CharField(),
+            },
+        ),
+        tags=["plugin"],
+    )
+    def get(self, request: Request) -> Response:
+        user = request.user
+        return Response(
+            {
+                "retcode": "OK",
+                "account": user.username,
+                "team": user.team.name if user.team_id else None,
+                "inference": "PRO" if plugin_selectors.served_models() else "FREE",
+                "inference_url": request.build_absolute_uri("/v1"),
+            }
+        )
+
+
+class ModelsView(PluginView):
+    """The models this server serves now (LoRAs as `base:run:checkpoint`), in OpenAI's list format."""
+
+    @extend_schema(
+        operation_id="plugin_models", responses={200: OpenApiResponse(description="OpenAI model list")}, tags=["plugin"]
+    )
+    def get(self, request: Request) -> Response:
+        models = plugin_selectors.served_models()
+        data = [
+            {
+                "id": name,
+                "object": "model",
+                "owned_by": "refact",
+                "root": served.base,
+                "parent": served.base if name != served.base else None,
+                "n_ctx": served.n_ctx,
+                "state": served.endpoint.state,
+                "capabilities": sorted(c for c in (COMPLETION, CHAT, EMBEDDINGS) if served.supports(c)),
+            }
+            for name, served in sorted(models.items())
+        ]
+        return Response({"object": "list", "data": data})
+
+
+class TokenizerView(PluginView):
+    """tokenizer.json of a model (read from its weights on this server)."""
+
+    @extend_schema(
+        operation_id="plugin_tokenizer",
+        responses={200: OpenApiResponse(description="tokenizer.json"), 401: ERROR, 404: ERROR},
+        tags=["plugin"],
+    )
+    def get(self, request: Request, model: str) -> HttpResponse:
+        base = model.split(":", 1)[0]
+        path = plugin_selectors.tokenizer_path(model=base)
+        if path is None:
+            from refact_site.exceptions import NotFoundError
+
+            raise NotFoundError(f"no tokenizer for model {model!r} on this server", field="model", model=model)
+        return FileResponse(path.open("rb"), content_type="application/json")
