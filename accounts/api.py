@@ -16,7 +16,7 @@ from rest_framework.views import APIView
 
 from accounts import selectors, services
 from accounts.models import ApiKey, AuditEntry, Team, TeamPreference, User
-from refact_site.exceptions import NotFoundError
+from refact_site.exceptions import NotFoundError, query_int
 
 
 def require_admin(request: Request, what: str) -> None:
@@ -212,8 +212,8 @@ class ApiKeyListView(generics.ListAPIView):
 
     def get_queryset(self) -> QuerySet[ApiKey]:
         keys = selectors.api_key_list_visible(viewer=self.request.user)
-        user = self.request.query_params.get("user")
-        return keys.filter(user_id=user) if user and user.isdigit() else keys
+        user = query_int(self.request.query_params, "user", minimum=1)
+        return keys if user is None else keys.filter(user_id=user)
 
     @extend_schema(parameters=[OpenApiParameter("user", int, description="only this user's keys")])
     def get(self, request: Request, *args, **kwargs) -> Response:

@@ -102,8 +102,10 @@ def user_team(request: HttpRequest, pk: int) -> HttpResponse:
     team = _team_from(request)
     return _run(
         request,
-        lambda: services.user_set_team(user=user, team=team, actor=request.user)
-        and f"{user.username} is now in {team.name if team else 'no team'}",
+        lambda: (
+            services.user_set_team(user=user, team=team, actor=request.user)
+            and f"{user.username} is now in {team.name if team else 'no team'}"
+        ),
     )
 
 
@@ -114,8 +116,10 @@ def user_active(request: HttpRequest, pk: int) -> HttpResponse:
     active = request.POST.get("active") == "1"
     return _run(
         request,
-        lambda: services.user_set_active(user=user, active=active, actor=request.user)
-        and f"{user.username} {'reactivated' if active else 'deactivated'}",
+        lambda: (
+            services.user_set_active(user=user, active=active, actor=request.user)
+            and f"{user.username} {'reactivated' if active else 'deactivated'}"
+        ),
     )
 
 

@@ -26,8 +26,21 @@ class FinetuneRunAdmin(admin.ModelAdmin):
     list_display = ["name", "project", "base_model", "status", "progress", "steps_done", "total_steps", "created_at"]
     list_filter = ["status", "base_model"]
     search_fields = ["name", "project__name", "base_model"]
-    readonly_fields = ["status", "progress", "eta_seconds", "error", "worker", "attempts", "heartbeat_at",
-                       "started_at", "finished_at", "steps_done", "total_steps", "evaluation", "cancel_requested"]
+    readonly_fields = [
+        "status",
+        "progress",
+        "eta_seconds",
+        "error",
+        "worker",
+        "attempts",
+        "heartbeat_at",
+        "started_at",
+        "finished_at",
+        "steps_done",
+        "total_steps",
+        "evaluation",
+        "cancel_requested",
+    ]
     inlines = [CheckpointInline]
     actions = ["cancel_runs"]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.http import FileResponse
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -19,7 +19,7 @@ from finetune.parameters import PARAMETERS
 from finetune.selectors import finetune_run_get, finetune_runs_visible
 from finetune.services import finetune_run_cancel, finetune_run_create, finetune_run_delete, finetune_run_rename
 from projects.models import Project
-from refact_site.exceptions import NotFoundError
+from refact_site.exceptions import NotFoundError, query_int
 
 
 class RunOutput(serializers.ModelSerializer):
@@ -157,10 +157,13 @@ class RunMetricsApi(APIView):
 
 
 class RunLogApi(APIView):
-    @extend_schema(responses=LogOutput(many=True))
+    @extend_schema(
+        parameters=[OpenApiParameter("after", int, description="only lines after this line id")],
+        responses=LogOutput(many=True),
+    )
     def get(self, request: Request, run_id: int) -> Response:
         run = finetune_run_get(user=request.user, run_id=run_id)
-        after = int(request.query_params.get("after", 0) or 0)
+        after = query_int(request.query_params, "after", default=0)
         return Response(LogOutput(run.log_lines.filter(pk__gt=after), many=True).data)
 
 

@@ -47,8 +47,9 @@ class FinetuneRun(Job):
         ordering = ["-created_at"]
         constraints = [
             models.CheckConstraint(
-                condition=models.Q(status__in=("queued", "filtering", "working", "completed", "failed", "cancelled",
-                                               "interrupted")),
+                condition=models.Q(
+                    status__in=("queued", "filtering", "working", "completed", "failed", "cancelled", "interrupted")
+                ),
                 name="finetune_run_status_valid",
             ),
         ]

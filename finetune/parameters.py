@@ -78,8 +78,15 @@ PARAMETERS: tuple[Parameter, ...] = (
     Parameter("lr_decay_steps", "LR decay steps", int, 0, 0, 5000, help="0 = same as train steps."),
     Parameter("low_gpu_mem_mode", "Low GPU memory mode", bool, True, help="Gradient checkpointing on GPU."),
     Parameter("trainable_embeddings", "Trainable embeddings", bool, False, help="Also train embeddings and head."),
-    Parameter("filter_loss_threshold", "Filter loss threshold", float, 3.0, 0, 100,
-              help="Stage 2 rejects files whose loss is above this."),
+    Parameter(
+        "filter_loss_threshold",
+        "Filter loss threshold",
+        float,
+        3.0,
+        0,
+        100,
+        help="Stage 2 rejects files whose loss is above this.",
+    ),
     Parameter("model_ctx_size", "Context size", int, 0, 0, 32768, help="0 = the model's default."),
 )
 PARAMETERS_BY_NAME = {parameter.name: parameter for parameter in PARAMETERS}

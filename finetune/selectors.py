@@ -39,9 +39,7 @@ def lora_resolve(*, base_model: str, run: str, checkpoint: str | None = None) ->
 
     Contract between finetune (issue 6) and accounts/hosting (issues 4 and 7); implemented by finetune.
     """
-    checkpoints = FinetuneCheckpoint.objects.select_related("run").filter(
-        run__base_model=base_model, run__name=run
-    )
+    checkpoints = FinetuneCheckpoint.objects.select_related("run").filter(run__base_model=base_model, run__name=run)
     found = checkpoints.filter(name=checkpoint).first() if checkpoint else checkpoints.filter(is_best=True).first()
     return _ref(found) if found is not None else None
 
@@ -94,7 +92,5 @@ def finetune_run_snapshot(*, run: FinetuneRun) -> dict[str, Any]:
         "error": run.error,
         "best": best.name if best else None,
         "metrics": [metric.as_event() for metric in run.metrics.all()],
-        "checkpoints": [
-            {"name": c.name, "step": c.step, "test_loss": c.test_loss} for c in run.checkpoints.all()
-        ],
+        "checkpoints": [{"name": c.name, "step": c.step, "test_loss": c.test_loss} for c in run.checkpoints.all()],
     }

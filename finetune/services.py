@@ -48,9 +48,7 @@ def _audit(actor: Any, action: str, run: FinetuneRun, **details: Any) -> None:
 def run_name_validate(*, name: str, exclude_id: int | None = None) -> str:
     name = (name or "").strip()
     if not re.fullmatch(RUN_NAME_PATTERN, name):
-        raise ApplicationError(
-            "name: use 1 to 30 letters, digits, '_', '.' or '-' (no spaces)", field="name"
-        )
+        raise ApplicationError("name: use 1 to 30 letters, digits, '_', '.' or '-' (no spaces)", field="name")
     taken = FinetuneRun.objects.filter(name=name)
     if exclude_id is not None:
         taken = taken.exclude(pk=exclude_id)
@@ -60,7 +58,7 @@ def run_name_validate(*, name: str, exclude_id: int | None = None) -> str:
 
 
 def gpus_parse(value: str | list[int] | None) -> list[int]:
-    """"0,1" or [0, 1] as sorted unique indices; empty means the CPU."""
+    """ "0,1" or [0, 1] as sorted unique indices; empty means the CPU."""
     if value is None or value == "" or value == []:
         return []
     if isinstance(value, str):
@@ -194,8 +192,13 @@ def run_checkpoint_record(
 
 
 def run_finish(*, run: FinetuneRun, status: str, error: str = "") -> None:
-    run.beat(status=status, error=error, finished_at=timezone.now(), eta_seconds=None,
-             progress=100.0 if status == FinetuneRun.COMPLETED else run.progress)
+    run.beat(
+        status=status,
+        error=error,
+        finished_at=timezone.now(),
+        eta_seconds=None,
+        progress=100.0 if status == FinetuneRun.COMPLETED else run.progress,
+    )
     run_publish_status(run)
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import DataError
 from rest_framework import exceptions as drf_exceptions
+from rest_framework import fields as drf_fields
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
@@ -42,6 +44,21 @@ class ConflictError(ApplicationError):
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, ApplicationError):
         return Response(exc.as_dict(), status=exc.status_code)
+    if isinstance(exc, DataError):
+        # A value the database cannot hold (a number out of range, an unstorable character): the
+        # input's fault, and the database refused it before anything was written.
+        return Response({"detail": "A value in the request is out of range or cannot be stored."}, status=400)
     if isinstance(exc, DjangoValidationError):
         exc = drf_exceptions.ValidationError(detail=exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
     return exception_handler(exc, context)
+
+
+def query_int(params: Any, name: str, *, default: int | None = None, minimum: int = 0) -> int | None:
+    """An integer query parameter, validated: a clear 400 instead of a crash for 'abc' or 10**30."""
+    raw = params.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return drf_fields.IntegerField(min_value=minimum, max_value=2**63 - 1).run_validation(raw)
+    except drf_exceptions.ValidationError as error:
+        raise ApplicationError(f"{name}: {error.detail[0]}", field=name) from None

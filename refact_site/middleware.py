@@ -60,3 +60,19 @@ class ServiceUnavailableMiddleware:
             return None
         logger.warning("%s unavailable while serving %s: %s", part, request.path, exception)
         return service_unavailable(request, part)
+
+
+class NulCharacterMiddleware:
+    """A NUL character in the query string cannot be stored or compared in PostgreSQL text: refuse it
+    at the door with a 400 rather than let a lookup fail deep inside a view."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if "\x00" in request.path or any("\x00" in key or "\x00" in value for key, value in request.GET.items()):
+            message = "The request contains a NUL character."
+            if request.path.startswith(JSON_PREFIXES) or "application/json" in request.headers.get("Accept", ""):
+                return JsonResponse({"detail": message}, status=400)
+            return HttpResponse(message, status=400, content_type="text/plain")
+        return self.get_response(request)

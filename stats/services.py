@@ -62,6 +62,18 @@ def _count(record: dict[str, Any], *names: str) -> int:
     return 0
 
 
+def storable(value: Any) -> Any:
+    """VALUE with every string made storable in PostgreSQL text and jsonb: plugins send what they
+    like, and NUL characters or lone surrogates would make the whole batch fail."""
+    if isinstance(value, str):
+        return value.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, dict):
+        return {storable(key): storable(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [storable(item) for item in value]
+    return value
+
+
 def _row(*, user: User, kind: str, teletype: str, record: dict[str, Any]) -> TelemetryRecord:
     language = record.get("language")
     if not isinstance(language, str) or not language:
@@ -87,6 +99,7 @@ def _row(*, user: User, kind: str, teletype: str, record: dict[str, Any]) -> Tel
 @transaction.atomic
 def telemetry_store(*, user: User, kind: str, teletype: str, records: list[dict[str, Any]]) -> int:
     """Store a batch of plugin telemetry records (all or none); returns how many were stored."""
-    rows = [_row(user=user, kind=kind, teletype=teletype, record=record) for record in records[:MAX_RECORDS]]
+    teletype = storable(teletype)
+    rows = [_row(user=user, kind=kind, teletype=teletype, record=storable(record)) for record in records[:MAX_RECORDS]]
     TelemetryRecord.objects.bulk_create(rows)
     return len(rows)

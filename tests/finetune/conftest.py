@@ -5,6 +5,7 @@ import hashlib
 import os
 import shutil
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -22,10 +23,11 @@ def stdlib_corpus(count: int) -> list[Path]:
 
 @pytest.fixture
 def training_files(tmp_path, monkeypatch):
-    """The project's accepted files, until the projects scan lands: real code copied to a tmp dir.
+    """The project's accepted files without a scan: real code copied to a tmp dir.
 
-    The ONE place that stands in for `projects.selectors.project_training_files`; swap it for a real
-    git source and scan once that exists. Returns the list, which a test may edit before starting a run.
+    Stands in for `projects.selectors.project_training_files` in the fast tests of runs (validation,
+    control, pages); the whole-pipeline test uses `scanned_project` instead: a real git source and scan.
+    Returns the list, which a test may edit before starting a run.
     """
     root = tmp_path / "corpus"
     root.mkdir()
@@ -68,6 +70,35 @@ def training_files(tmp_path, monkeypatch):
 @pytest.fixture
 def project(db):
     return Project.objects.create(name="demo")
+
+
+@pytest.fixture
+def scanned_project(tmp_path, settings, worker) -> Project:
+    """A project whose source is a real git repository of real code, scanned by the real scan actor."""
+    from projects.services import project_create, project_scan_start, source_add_git
+    from tests.projects.conftest import git
+
+    settings.DATA_DIR = tmp_path / "data"
+    settings.DATA_DIR.mkdir()
+    settings.REFACT_GIT_ALLOW_LOCAL = True  # a repository on this disk, as an admin may allow
+    upstream = tmp_path / "upstream"
+    (upstream / "stdlib").mkdir(parents=True)
+    git("init", "--quiet", "--initial-branch=main", cwd=upstream)
+    for source in stdlib_corpus(10):
+        shutil.copyfile(source, upstream / "stdlib" / source.name)
+    (upstream / "stdlib" / "empty.py").write_text("")
+    git("add", "-A", cwd=upstream)
+    git("commit", "--quiet", "-m", "corpus", cwd=upstream)
+
+    project = project_create(name="demo")
+    source_add_git(project=project, url=upstream.as_uri(), branch="main")
+    scan = project_scan_start(project=project)
+    deadline = time.monotonic() + 60
+    while not scan.is_finished and time.monotonic() < deadline:
+        time.sleep(0.2)
+        scan.refresh_from_db()
+    assert scan.status == "completed", (scan.status, scan.error, scan.failed_sources)
+    return project
 
 
 # Small enough for a CPU test to train a few dozen steps in seconds.

@@ -30,7 +30,11 @@ def red_run(tiny_model, training_files, teams, settings):
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "adapter_model.safetensors").write_bytes(b"weights")
     FinetuneCheckpoint.objects.create(
-        run=run, name="iter0001-testloss5.500", step=1, test_loss=5.5, is_best=True,
+        run=run,
+        name="iter0001-testloss5.500",
+        step=1,
+        test_loss=5.5,
+        is_best=True,
         path=str(directory.relative_to(settings.DATA_DIR)),
     )
     return run
@@ -60,27 +64,51 @@ def test_team_members_see_their_runs_and_others_get_404(client, red_run, teams):
 def test_start_rename_cancel_delete_through_the_api(client, tiny_model, training_files, teams):
     project = Project.objects.create(name="p", team=teams["alice"].team)
     client.force_login(teams["alice"])
-    bad = client.post("/api/finetune/runs/", {"project": project.pk, "model": "tiny-test", "name": "x",
-                                              "parameters": {"lr": 5}}, content_type="application/json")
+    bad = client.post(
+        "/api/finetune/runs/",
+        {"project": project.pk, "model": "tiny-test", "name": "x", "parameters": {"lr": 5}},
+        content_type="application/json",
+    )
     assert bad.status_code == 400 and bad.json()["field"] == "lr" and "from 1e-05 to 0.003" in bad.json()["detail"]
-    created = client.post("/api/finetune/runs/", {"project": project.pk, "model": "tiny-test", "name": "api-run",
-                                                  "parameters": {"lr": 1e-4}}, content_type="application/json")
+    created = client.post(
+        "/api/finetune/runs/",
+        {"project": project.pk, "model": "tiny-test", "name": "api-run", "parameters": {"lr": 1e-4}},
+        content_type="application/json",
+    )
     assert created.status_code == 201, created.json()
     run_id = created.json()["id"]
     assert created.json()["parameters"]["lr"] == 1e-4 and created.json()["parameters"]["lora_r"] == 16
     assert client.delete(f"/api/finetune/runs/{run_id}/").status_code == 409
     renamed = client.patch(f"/api/finetune/runs/{run_id}/", {"name": "bad name"}, content_type="application/json")
     assert renamed.status_code == 400 and renamed.json()["field"] == "name"
-    assert client.patch(f"/api/finetune/runs/{run_id}/", {"name": "api-run-2"},
-                        content_type="application/json").json()["name"] == "api-run-2"
+    assert (
+        client.patch(f"/api/finetune/runs/{run_id}/", {"name": "api-run-2"}, content_type="application/json").json()[
+            "name"
+        ]
+        == "api-run-2"
+    )
     assert client.post(f"/api/finetune/runs/{run_id}/cancel/").json()["status"] == "cancelled"
     assert client.delete(f"/api/finetune/runs/{run_id}/").status_code == 204
     other = Project.objects.create(name="q", team=teams["blue"])
-    assert client.post("/api/finetune/runs/", {"project": other.pk, "model": "tiny-test", "name": "z"},
-                       content_type="application/json").status_code == 404
+    assert (
+        client.post(
+            "/api/finetune/runs/",
+            {"project": other.pk, "model": "tiny-test", "name": "z"},
+            content_type="application/json",
+        ).status_code
+        == 404
+    )
     parameters = client.get("/api/finetune/parameters/").json()
-    assert {"name": "lora_r", "label": "LoRA rank", "type": "int", "default": 16, "minimum": None, "maximum": None,
-            "choices": [4, 8, 16, 32, 64], "help": "Adapter capacity."} in parameters
+    assert {
+        "name": "lora_r",
+        "label": "LoRA rank",
+        "type": "int",
+        "default": 16,
+        "minimum": None,
+        "maximum": None,
+        "choices": [4, 8, 16, 32, 64],
+        "help": "Adapter capacity.",
+    } in parameters
 
 
 def test_schema_includes_the_finetune_endpoints(admin_client):
@@ -118,18 +146,29 @@ def test_pages_list_launch_and_monitor(client, tiny_model, training_files, teams
     assert dialog.status_code == 200
     for text in (b"lora_r", b"from 1e-05 to 0.003", b"Train embeddings", b"Keep it smaller", b"GPU 0"):
         assert text in dialog.content
-    refused = client.post("/finetune/new/", {"project": project.pk, "model": "tiny-test", "name": "ui-run",
-                                             "batch_size": "2", "low_gpu_mem_mode": "on"})
+    refused = client.post(
+        "/finetune/new/",
+        {"project": project.pk, "model": "tiny-test", "name": "ui-run", "batch_size": "2", "low_gpu_mem_mode": "on"},
+    )
     assert refused.status_code == 400 and b"batch_size: 2 is not allowed; use from 4 to 1024" in refused.content
     assert not FinetuneRun.objects.filter(name="ui-run").exists()
-    started = client.post("/finetune/new/", {"project": project.pk, "model": "tiny-test", "name": "ui-run",
-                                             "keep_smaller": "on", "lr": "1e-4"})
+    started = client.post(
+        "/finetune/new/",
+        {"project": project.pk, "model": "tiny-test", "name": "ui-run", "keep_smaller": "on", "lr": "1e-4"},
+    )
     run = FinetuneRun.objects.get(name="ui-run")
     assert started.status_code == 302 and run.keep_smaller and run.parameters["lr"] == 1e-4
     assert run.parameters["low_gpu_mem_mode"] is False  # an unticked box is off
     monitor = client.get(f"/finetune/runs/{red_run.pk}/")
-    for text in (b"ft-chart", b"Logs", b"Checkpoints", b"Parameters", b"Files", b"iter0001-testloss5.500",
-                 b"/ws/finetune/runs/"):
+    for text in (
+        b"ft-chart",
+        b"Logs",
+        b"Checkpoints",
+        b"Parameters",
+        b"Files",
+        b"iter0001-testloss5.500",
+        b"/ws/finetune/runs/",
+    ):
         assert text in monitor.content
     client.post(f"/finetune/runs/{run.pk}/cancel/")
     assert FinetuneRun.objects.get(pk=run.pk).status == "cancelled"

@@ -34,9 +34,10 @@ async def watch(run_id: int, user, *, timeout: float) -> list[dict]:
     return events
 
 
-def test_whole_pipeline_on_cpu(tiny_model, training_files, project, admin_user, worker):
+def test_whole_pipeline_on_cpu(tiny_model, admin_user, worker, scanned_project):
+    """git source -> stage-1 scan -> stage 2 -> LoRA training -> checkpoints -> evaluation, watched live."""
     started = time.monotonic()
-    run = finetune_run_create(project=project, base_model="tiny-test", name="e2e-run", parameters=FAST)
+    run = finetune_run_create(project=scanned_project, base_model="tiny-test", name="e2e-run", parameters=FAST)
     events = async_to_sync(watch)(run.pk, admin_user, timeout=170)
     run.refresh_from_db()
     log = "\n".join(run.log_lines.values_list("text", flat=True))
@@ -44,7 +45,7 @@ def test_whole_pipeline_on_cpu(tiny_model, training_files, project, admin_user, 
     assert time.monotonic() - started < 180
 
     # stage 2: every file has a loss, the empty one is rejected as such
-    empty = run.files.get(path="stdlib/empty.py")
+    empty = run.files.get(path="upstream/stdlib/empty.py")
     assert (empty.status, empty.reason, empty.loss) == ("rejected", "Filter empty", None)
     assert run.files.filter(status="accepted", loss__isnull=False).count() == 10
     assert run.files.filter(split="test").count() == 3

@@ -10,9 +10,20 @@ from refact_site.exceptions import ApplicationError
 
 def test_defaults_match_the_design():
     assert parameters_defaults() == {
-        "lora_r": 16, "lora_alpha": 32, "lora_dropout": 0.01, "lora_init_scale": 0.01, "lr": 3e-4,
-        "batch_size": 128, "warmup_num_steps": 20, "weight_decay": 0.1, "train_steps": 0, "lr_decay_steps": 0,
-        "low_gpu_mem_mode": True, "trainable_embeddings": False, "filter_loss_threshold": 3.0, "model_ctx_size": 0,
+        "lora_r": 16,
+        "lora_alpha": 32,
+        "lora_dropout": 0.01,
+        "lora_init_scale": 0.01,
+        "lr": 3e-4,
+        "batch_size": 128,
+        "warmup_num_steps": 20,
+        "weight_decay": 0.1,
+        "train_steps": 0,
+        "lr_decay_steps": 0,
+        "low_gpu_mem_mode": True,
+        "trainable_embeddings": False,
+        "filter_loss_threshold": 3.0,
+        "model_ctx_size": 0,
     }
 
 

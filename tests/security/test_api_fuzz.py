@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.support.server import REPO, running_server
@@ -37,9 +38,11 @@ def fuzz(url: str, key: str, *, checks: str, report: Path) -> subprocess.Complet
         "--request-timeout",
         "20",
         "--no-shrink",
-        # Revoking the fuzzer's own key would turn every later request into a 401.
+        # Revoking or rotating the fuzzer's own key would turn every later request into a 401.
         "--exclude-name",
         "DELETE /api/accounts/keys/{id}/",
+        "--exclude-name",
+        "POST /api/accounts/keys/{id}/rotate/",
         # A malformed multipart body is refused by daphne's HTTP layer itself (a bare 400, before Django).
         "--exclude-name",
         "POST /api/projects/{project_id}/sources/upload/",
@@ -48,7 +51,8 @@ def fuzz(url: str, key: str, *, checks: str, report: Path) -> subprocess.Complet
         "--report-junit-path",
         str(report),
     ]
-    return subprocess.run(command, capture_output=True, text=True, timeout=400, cwd=REPO, check=False)
+    environment = {**os.environ, "SCHEMATHESIS_HOOKS": "tests.security.fuzz_hooks"}
+    return subprocess.run(command, capture_output=True, text=True, timeout=400, cwd=REPO, env=environment, check=False)
 
 
 def test_no_server_error_and_no_schema_violation_as_a_team_member(alice, api_key_for, tmp_path):
@@ -57,10 +61,13 @@ def test_no_server_error_and_no_schema_violation_as_a_team_member(alice, api_key
     project_create(name="fuzzed", team=alice.team, actor=alice)
     key = api_key_for(alice, name="fuzzer")
     with running_server() as server:
+        # The fuzzer must act as alice: a key the server refuses would only ever test the 401 path.
+        probe = httpx.get(f"{server.url}/api/projects/", headers={"Authorization": f"Bearer {key}"}, timeout=10)
+        assert probe.status_code == 200, probe.text
         result = fuzz(
             server.url,
             key,
-            checks="not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
+            checks="no_server_error_but_unserved_model,status_code_conformance,content_type_conformance,response_schema_conformance",
             report=tmp_path / "fuzz.xml",
         )
         (REPO / "test-artifacts").mkdir(exist_ok=True)
@@ -68,3 +75,5 @@ def test_no_server_error_and_no_schema_violation_as_a_team_member(alice, api_key
         output = result.stdout[-6000:] + result.stderr[-2000:]
         assert result.returncode == 0, output
         assert "No issues found" in output or "passed" in output, output
+        # 403s are expected (admin-only operations); a 401-only operation means the key stopped working.
+        assert "401 Unauthorized (" not in result.stdout, output

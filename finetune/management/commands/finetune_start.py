@@ -80,8 +80,9 @@ class Command(BaseCommand):
             raise CommandError(error.message) from None
         self.stdout.write(f"run {run.name} queued (id {run.pk})")
         if not options["wait"] and not settings.BROKER_URL:
-            self.stdout.write("no shared broker: the server's in-process worker starts it on its next start; "
-                              "use --wait to train now")
+            self.stdout.write(
+                "no shared broker: the server's in-process worker starts it on its next start; use --wait to train now"
+            )
         if options["wait"]:
             run = wait_for(self, run.pk)
             best = run.checkpoints.filter(is_best=True).first()
