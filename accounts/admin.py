@@ -1,11 +1,11 @@
 from __future__ import annotations
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 
 from accounts.models import ApiKey, AuditEntry, Team, TeamPreference, User
-from accounts.services import audit_record, validate_completion_model
+from accounts.services import api_key_revoke, audit_record, user_set_active, validate_completion_model
 from refact_site.exceptions import ApplicationError
 
 
@@ -33,6 +33,27 @@ class UserAdmin(AuditedAdmin, DjangoUserAdmin):
     list_display = ("username", "email", "team", "is_active", "is_staff", "last_login", "date_joined")
     list_filter = ("team", "is_active", "is_staff")
     fieldsets = (*DjangoUserAdmin.fieldsets, ("Team", {"fields": ("team",)}))
+    actions = ["deactivate_users", "reactivate_users"]
+
+    def _set_active(self, request, queryset, *, active: bool) -> None:
+        # Through the service: the seat count, the edition and the audit log apply here too.
+        done = 0
+        for user in queryset:
+            try:
+                user_set_active(user=user, active=active, actor=request.user)
+                done += 1
+            except ApplicationError as error:
+                self.message_user(request, f"{user.username}: {error.message}", messages.WARNING)
+        if done:
+            self.message_user(request, f"{'Reactivated' if active else 'Deactivated'} {done} user(s).")
+
+    @admin.action(description="Deactivate selected users (their keys stop working; nothing is deleted)")
+    def deactivate_users(self, request, queryset) -> None:
+        self._set_active(request, queryset, active=False)
+
+    @admin.action(description="Reactivate selected users")
+    def reactivate_users(self, request, queryset) -> None:
+        self._set_active(request, queryset, active=True)
 
 
 @admin.register(Team)
@@ -77,12 +98,20 @@ class ApiKeyAdmin(admin.ModelAdmin):
     # The secret hash is never shown, only the public id and the last 4 characters.
     fields = ("display", "name", "user", "created_at", "expires_at", "revoked_at", "last_used")
     readonly_fields = fields
+    actions = ["revoke_keys"]
 
     def has_add_permission(self, request) -> bool:
         return False
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+    @admin.action(description="Revoke selected keys", permissions=["delete"])
+    def revoke_keys(self, request, queryset) -> None:
+        keys = [key for key in queryset if key.revoked_at is None]
+        for key in keys:
+            api_key_revoke(key=key, actor=request.user)
+        self.message_user(request, f"Revoked {len(keys)} key(s).")
 
 
 @admin.register(AuditEntry)
