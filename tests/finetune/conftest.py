@@ -78,8 +78,6 @@ def scanned_project(tmp_path, settings, worker) -> Project:
     from projects.services import project_create, project_scan_start, source_add_git
     from tests.projects.conftest import git
 
-    settings.DATA_DIR = tmp_path / "data"
-    settings.DATA_DIR.mkdir()
     settings.REFACT_GIT_ALLOW_LOCAL = True  # a repository on this disk, as an admin may allow
     upstream = tmp_path / "upstream"
     (upstream / "stdlib").mkdir(parents=True)
