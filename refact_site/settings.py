@@ -116,6 +116,9 @@ REDIS_PREFIX = env_str("REFACT_REDIS_PREFIX", "refact")
 # The Dramatiq broker: REDIS_URL by default; RabbitMQ (amqp://) may be named instead.
 BROKER_URL = env_url("REFACT_BROKER_URL", {"redis", "rediss", "amqp", "amqps"}) or REDIS_URL
 
+# Longer than channels-redis' blocking receive (5 s), short enough to notice a dead connection.
+CHANNEL_LAYER_SOCKET_TIMEOUT = 15
+
 if REDIS_URL:
     CACHES = {
         "default": {
@@ -128,7 +131,12 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": f"{REDIS_PREFIX}:channels"},
+            "CONFIG": {
+                # redis-py 8 reads with a 5 s socket timeout by default, the same 5 s that channels-redis
+                # blocks in BZPOPMIN: every idle socket's receive then died with "Timeout reading".
+                "hosts": [{"address": REDIS_URL, "socket_timeout": CHANNEL_LAYER_SOCKET_TIMEOUT}],
+                "prefix": f"{REDIS_PREFIX}:channels",
+            },
         }
     }
 else:
