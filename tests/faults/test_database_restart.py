@@ -104,7 +104,10 @@ def test_postgres_restart_under_load(private_postgres: PrivatePostgres):
     statuses = sorted({o.status for o in outcomes})
     summary = f"{len(outcomes)} requests, statuses {statuses}, slowest {slowest.seconds:.2f}s"
     assert before and during and after, summary
-    assert all(o.status == 200 for o in before), (summary, [(round(o.started - stopping_at, 2), o.seconds, o.status) for o in before if o.status != 200])
+    assert all(o.status == 200 for o in before), (
+        summary,
+        [(round(o.started - stopping_at, 2), o.seconds, o.status) for o in before if o.status != 200],
+    )
     assert slowest.seconds < SLOWEST_ANSWER, f"a request hung: {summary}"
     assert all(o.status == 503 and o.unavailable == "database" for o in during), (
         summary,
