@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +40,7 @@ from hosting.proxy import relay_events, upstream_client
 from refact_site.exceptions import ApplicationError
 from refact_site.middleware import outage_of, service_unavailable
 
+logger = logging.getLogger(__name__)
 UPSTREAM_RETRY_AFTER_SECONDS = 5
 ERROR_TYPES = {
     400: "invalid_request_error",
@@ -379,9 +381,21 @@ async def _proxy(request: HttpRequest, *, serializer_class, capability: str, pat
                 if first_token_ms is None:
                     first_token_ms = int((time.monotonic() - started) * 1000)
                 yield piece
-        except httpx.HTTPError:
-            # The inference server went away mid-stream: end the stream with an error event.
-            message = json.dumps({"error": {"message": "the inference server broke off the stream"}})
+        except httpx.HTTPError as error:
+            # The inference server went away mid-stream: the status line is long gone, so the error
+            # travels as an event in OpenAI's error shape, which the openai client raises as APIError.
+            logger.warning("inference server of %s broke off a stream: %r", prepared.model, error)
+            message = json.dumps(
+                {
+                    "error": {
+                        "message": f"the inference server of {prepared.model!r} broke off the stream "
+                        f"({type(error).__name__}); retry in a few seconds",
+                        "type": "server_error",
+                        "param": None,
+                        "code": 503,
+                    }
+                }
+            )
             yield f"data: {message}\n\ndata: [DONE]\n\n".encode()
         finally:
             # Closing the upstream response drops its connection: the inference server stops generating.
