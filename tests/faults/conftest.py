@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.finetune.conftest import project, training_files  # noqa: F401 - fixtures for the training faults
 from tests.support.server import REPO, free_port, server_environment, wait_until
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
