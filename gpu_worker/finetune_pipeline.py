@@ -38,7 +38,6 @@ from refact_site.jobs import keepalive
 
 logger = logging.getLogger(__name__)
 
-MAX_ATTEMPTS = 3  # a run whose worker died this many times is marked interrupted
 # Disk full, quota exceeded, file size limit: all mean "no room for this checkpoint".
 NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 TEST_FILES = 3
@@ -72,7 +71,7 @@ def finetune_run_execute(run_id: int) -> None:
         return  # someone else has it, or it is finished: messages are wake-ups, duplicates are harmless
     run = FinetuneRun.objects.get(pk=run_id)
     try:
-        if run.attempts > MAX_ATTEMPTS:
+        if run.attempts_exhausted:
             reason = f"interrupted: the worker stopped {run.attempts - 1} times during this run"
             run_log(run=run, text=reason)
             run_finish(run=run, status=FinetuneRun.INTERRUPTED, error=reason)

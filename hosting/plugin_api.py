@@ -376,6 +376,7 @@ async def _proxy(request: HttpRequest, *, serializer_class, capability: str, pat
     async def stream():
         counter = {"events": 0}
         first_token_ms = None
+        status = 200
         try:
             async for piece in relay_events(upstream, caps_version=prepared.caps_version, counter=counter):
                 if first_token_ms is None:
@@ -385,6 +386,7 @@ async def _proxy(request: HttpRequest, *, serializer_class, capability: str, pat
             # The inference server went away mid-stream: the status line is long gone, so the error
             # travels as an event in OpenAI's error shape, which the openai client raises as APIError.
             logger.warning("inference server of %s broke off a stream: %r", prepared.model, error)
+            status = 503  # usage statistics count it as failed, not served
             message = json.dumps(
                 {
                     "error": {
@@ -401,7 +403,7 @@ async def _proxy(request: HttpRequest, *, serializer_class, capability: str, pat
             # Closing the upstream response drops its connection: the inference server stops generating.
             await upstream.aclose()
             await release()
-            record(200, first_token_ms=first_token_ms, events=counter["events"])
+            record(status, first_token_ms=first_token_ms, events=counter["events"])
 
     response = StreamingHttpResponse(stream(), content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"

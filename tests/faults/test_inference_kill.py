@@ -73,6 +73,14 @@ def test_inference_killed_mid_stream_gives_an_error_chunk_and_is_restarted(tiny_
         assert row.restarts == 1
         again = client.completions.create(model="tiny-test", prompt=PROMPT, max_tokens=4, temperature=0)
         assert again.usage.completion_tokens >= 1
+    # The broken stream is counted as failed in the usage statistics, not as served.
+    from stats.models import CompletionServed
+
+    wait_until(
+        lambda: CompletionServed.objects.filter(streamed=True, status=503).exists(),
+        timeout=10,
+        message="the broken stream in the statistics",
+    )
 
 
 def _node_alive() -> bool:
