@@ -34,7 +34,7 @@ from rest_framework.views import APIView
 from accounts.authentication import ApiKeyAuthentication
 from hosting import plugin_selectors
 from hosting.catalogue import CHAT, COMPLETION, EMBEDDINGS
-from hosting.limits import limit_acquire, limit_release
+from hosting.limits import Refusal, limit_acquire, limit_release
 from hosting.plugin_selectors import UnavailableError
 from hosting.proxy import relay_events, upstream_client
 from refact_site.exceptions import ApplicationError
@@ -307,16 +307,19 @@ async def _proxy(request: HttpRequest, *, serializer_class, capability: str, pat
         return service_unavailable(request, part)
     if isinstance(prepared, HttpResponse):
         return prepared
-    refusal = await limit_acquire(prepared.key_id)
-    if refusal is not None:
-        return _error(429, refusal.message, retry_after=refusal.retry_after)
+    slot = await limit_acquire(prepared.key_id)
+    if isinstance(slot, Refusal):
+        return _error(429, slot.message, retry_after=slot.retry_after)
     released = False
 
     async def release() -> None:
         nonlocal released
         if not released:
             released = True
-            await limit_release(prepared.key_id)
+            try:
+                await limit_release(slot)
+            except Exception as error:  # Redis went away mid-request: the slot expires with its TTL instead
+                logger.warning("could not give back the in-flight slot of key %s: %s", prepared.key_id, error)
 
     def record(status: int, *, first_token_ms: int | None = None, events: int = 0) -> None:
         _record_later(
