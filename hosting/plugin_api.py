@@ -318,7 +318,7 @@ async def _proxy(request: HttpRequest, *, serializer_class, capability: str, pat
             released = True
             try:
                 await limit_release(slot)
-            except Exception as error:  # Redis went away mid-request: the slot expires with its TTL instead
+            except Exception as error:  # Redis went away mid-request: the slot's lease lapses instead
                 logger.warning("could not give back the in-flight slot of key %s: %s", prepared.key_id, error)
 
     def record(status: int, *, first_token_ms: int | None = None, events: int = 0) -> None:
