@@ -17,17 +17,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import secrets
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from stack import running_stack  # a script: its own folder is on sys.path
 
 PROMPTS = [
     "def fibonacci(n):\n    ",
@@ -35,53 +28,6 @@ PROMPTS = [
     "class Stack:\n    def __init__(self):\n        self.items = []\n\n    def push(self, item):\n        ",
     "for i in range(10):\n    print(",
 ]
-
-
-def prepare(data_dir: Path) -> tuple[str, Path]:
-    """Database, the tiny model and an API key in a fresh data directory."""
-    os.environ["REFACT_DATA_DIR"] = str(data_dir)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "refact_site.settings")
-    import django
-
-    django.setup()
-    import logging
-
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
-    from accounts.services import admin_bootstrap, api_key_create
-    from gpu_worker.tiny_model import build_tiny_model
-    from hosting.services import tiny_model_register
-
-    weights = Path("models") / "bench"
-    build_tiny_model(data_dir / weights)
-    tiny_model_register(name="bench", weights=weights, parameters=0)
-    admin = admin_bootstrap(token=secrets.token_urlsafe(16)).user
-    _, key = api_key_create(user=admin, name="benchmark")
-    return key, data_dir / weights
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(url: str, timeout: float = 180, *, any_answer: bool = False) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=2).status_code == 200 or any_answer:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise SystemExit(f"{url} did not answer within {timeout} s")
 
 
 async def one(client, url: str, key: str, prompt: str, tokens: int) -> tuple[float, int]:
@@ -151,42 +97,15 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="alternating direct/ours rounds of the concurrent run")
     args = parser.parse_args()
 
-    data_dir = Path(tempfile.mkdtemp(prefix="refact-bench-"))
-    key, model_dir = prepare(data_dir)
-    env = {**os.environ, "REFACT_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1"}
-    env.pop("DJANGO_SETTINGS_MODULE", None)
-    inference_port, server_port = free_port(), free_port()
-    direct, ours = f"http://127.0.0.1:{inference_port}", f"http://127.0.0.1:{server_port}"
-    env["REFACT_INFERENCE_SERVERS"] = f"bench={direct}"
-    env["REFACT_PLUGIN_RATE_LIMIT"] = "1000000"
-    env["REFACT_PLUGIN_MAX_INFLIGHT"] = str(args.concurrency * 2)
-    logs = open(data_dir / "processes.log", "wb")  # noqa: SIM115
-    inference_args = [sys.executable, "-m", "gpu_worker.inference_server", "--model-dir", str(model_dir)]
-    inference_args += ["--served-name", "bench", "--port", str(inference_port), "--max-batch", str(args.concurrency)]
-    processes = [
-        subprocess.Popen(inference_args, cwd=REPO, env=env, stdout=logs, stderr=subprocess.STDOUT),
-        subprocess.Popen(
-            [sys.executable, "manage.py", "serve", "--no-worker", "--host", "127.0.0.1", "--port", str(server_port)],
-            cwd=REPO,
-            env=env,
-            stdout=logs,
-            stderr=subprocess.STDOUT,
-        ),
-    ]
-    try:
-        wait_for(f"{direct}/health")
-        wait_for(f"{ours}/healthz", any_answer=True)  # no worker here: it answers 503
+    server_env = {"REFACT_PLUGIN_RATE_LIMIT": "1000000", "REFACT_PLUGIN_MAX_INFLIGHT": str(args.concurrency * 2)}
+    with running_stack(max_batch=args.concurrency, server_env=server_env) as stack:
+        direct, ours, key = stack.direct, stack.ours, stack.key
         added = asyncio.run(sequential(direct, ours, key, args.requests, args.tokens))
         direct_rates, ours_rates = [], []
         for round_index in range(args.rounds):
             order = [(direct, direct_rates), (ours, ours_rates)]
             for url, rates in order if round_index % 2 == 0 else order[::-1]:
                 rates.append(asyncio.run(concurrent(url, key, args.concurrency, args.per_stream, args.tokens)))
-    finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            process.wait(20)
     p50, p99 = statistics.median(added), percentile(added, 0.99)
     direct_rate, ours_rate = statistics.median(direct_rates), statistics.median(ours_rates)
     ratio = ours_rate / direct_rate

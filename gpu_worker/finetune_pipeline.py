@@ -6,6 +6,7 @@ from the last checkpoint with its optimizer state, so a killed worker costs at m
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import math
@@ -33,10 +34,12 @@ from finetune.services import (
 from hosting.catalogue import FINETUNE, ModelSpec
 from hosting.selectors import model_get
 from refact_site.exceptions import ApplicationError
+from refact_site.jobs import keepalive
 
 logger = logging.getLogger(__name__)
 
-MAX_ATTEMPTS = 3  # a run whose worker died this many times is marked interrupted
+# Disk full, quota exceeded, file size limit: all mean "no room for this checkpoint".
+NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 TEST_FILES = 3
 SPLIT_SEED = 42
 EARLY_STOP_EVALUATIONS = 5
@@ -68,14 +71,15 @@ def finetune_run_execute(run_id: int) -> None:
         return  # someone else has it, or it is finished: messages are wake-ups, duplicates are harmless
     run = FinetuneRun.objects.get(pk=run_id)
     try:
-        if run.attempts > MAX_ATTEMPTS:
+        if run.attempts_exhausted:
             reason = f"interrupted: the worker stopped {run.attempts - 1} times during this run"
             run_log(run=run, text=reason)
             run_finish(run=run, status=FinetuneRun.INTERRUPTED, error=reason)
             return
         if run.attempts > 1:
             run_log(run=run, text=f"worker {run.worker} takes the run over (attempt {run.attempts})")
-        Pipeline(run).execute()
+        with keepalive(run):
+            Pipeline(run).execute()
     except Cancelled:
         run_log(run=run, text=f"cancelled at step {run.steps_done}; checkpoints are kept")
         run_finish(run=run, status=FinetuneRun.CANCELLED)
@@ -373,12 +377,30 @@ class Pipeline:
 
         name = f"iter{step:04d}-testloss{test_loss:.3f}"
         path = self.directory / "checkpoints" / name
-        self.model.save_pretrained(path, safe_serialization=True)
-        # The optimizer state lives next to the run, not in every checkpoint: only the last one resumes.
+        # Written beside, then renamed: a full disk or a kill leaves either the whole checkpoint or none,
+        # and never touches the earlier ones.
+        staging = path.with_name(f".{name}.tmp")
         resume = self.directory / "resume.pt"
         temporary = resume.with_suffix(".tmp")
-        torch.save({"step": step, "checkpoint": name, "optimizer": optimizer.state_dict(), **extra}, temporary)
-        os.replace(temporary, resume)
+        try:
+            shutil.rmtree(staging, ignore_errors=True)
+            self.model.save_pretrained(staging, safe_serialization=True)
+            # The optimizer state lives next to the run, not in every checkpoint: only the last one resumes.
+            torch.save({"step": step, "checkpoint": name, "optimizer": optimizer.state_dict(), **extra}, temporary)
+            shutil.rmtree(path, ignore_errors=True)
+            os.replace(staging, path)
+            os.replace(temporary, resume)
+        except OSError as error:
+            shutil.rmtree(staging, ignore_errors=True)
+            temporary.unlink(missing_ok=True)
+            if error.errno in NO_SPACE_ERRNOS:
+                raise ApplicationError(
+                    f"no space left on the disk of the data directory while saving checkpoint {name} "
+                    f"({os.strerror(error.errno)}); earlier checkpoints are intact. Free some space and "
+                    "start a new run.",
+                    field="storage",
+                ) from error
+            raise
         run_checkpoint_record(run=self.run, name=name, step=step, train_loss=train_loss, test_loss=test_loss, path=path)
         self.log(f"checkpoint {name} saved" + (" (best so far)" if name == self.best_name() else ""))
 
@@ -388,6 +410,9 @@ class Pipeline:
         from safetensors.torch import load_file
 
         fresh = {"step": 0, "best_test_loss": math.inf, "stale_evaluations": 0, "tokens": 0}
+        # Half-written checkpoints of a killed worker never became checkpoints.
+        for staging in self.directory.glob("checkpoints/.*.tmp"):
+            shutil.rmtree(staging, ignore_errors=True)
         resume = self.directory / "resume.pt"
         if not resume.exists():
             self.run.metrics.all().delete()

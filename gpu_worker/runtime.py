@@ -12,8 +12,9 @@ import threading
 import dramatiq
 from django.conf import settings
 from django.db import close_old_connections
+from django.utils import timezone
 
-from refact_site.jobs import requeue_unfinished, worker_identity
+from refact_site.jobs import release_own_jobs, requeue_unfinished, worker_identity
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +37,8 @@ class WorkerRuntime:
         self.supervisor = None  # gpu_worker.supervisor.Supervisor once registered
         self.devices: list[dict[str, object]] = []
         self.backends: list[str] = []
+        self.broker_run_id: str | None = None
+        self.started_at = timezone.now()
 
     @property
     def served_queues(self) -> list[str]:
@@ -44,6 +47,7 @@ class WorkerRuntime:
         return sorted(q for q in (self.queues or broker.get_declared_queues()) if not q.endswith((".DQ", ".XQ")))
 
     def start(self) -> None:
+        self.started_at = timezone.now()
         broker = dramatiq.get_broker()
         self.worker = dramatiq.Worker(
             broker, queues=set(self.queues) if self.queues else None, worker_threads=self.threads
@@ -92,15 +96,32 @@ class WorkerRuntime:
                 )
                 if first:
                     # Work left unfinished by a stopped or killed worker resumes now.
+                    release_own_jobs(worker=self.name, started_at=self.started_at)
                     requeue_unfinished()
+                    self.broker_run_id = broker_run_id()
                     first = False
                     self.registered.set()
                     self._start_supervisor()
+                else:
+                    self._sweep(beats)
             except Exception as error:  # the database may be down: keep trying, never die
                 logger.warning("worker heartbeat failed: %s", error)
             finally:
                 close_old_connections()
             self._stopping.wait(HEARTBEAT_SECONDS)
+
+    def _sweep(self, beats: int) -> None:
+        """Wake-ups that were lost: a Redis restarted without persistence forgets every queued message,
+        and a job whose worker was killed has no message left at all once its heartbeat goes stale."""
+        run_id = broker_run_id()
+        if run_id is not None and self.broker_run_id is not None and run_id != self.broker_run_id:
+            logger.warning("the broker restarted: re-sending every unfinished job")
+            requeue_unfinished()
+        if run_id is not None:
+            self.broker_run_id = run_id
+        every = max(1, round(settings.REFACT_WORKER_STALE_SECONDS / HEARTBEAT_SECONDS))
+        if beats % every == 0:
+            requeue_unfinished(orphans_only=True)
 
     def _detect_devices(self) -> None:
         from gpu_worker.devices import detect_backends, detect_devices
@@ -118,3 +139,14 @@ class WorkerRuntime:
 
         self.supervisor = Supervisor(node=self.name)
         self.supervisor.start()
+
+
+def broker_run_id() -> str | None:
+    """The Redis server's run id (new at every restart); None for other brokers or while it is down."""
+    client = getattr(dramatiq.get_broker(), "client", None)
+    if client is None or not hasattr(client, "info"):
+        return None
+    try:
+        return str(client.info("server")["run_id"])
+    except Exception:  # down right now: the next beat will tell
+        return None

@@ -2,20 +2,26 @@
 
 Redis (shared by every web process) when REDIS_URL is set, else counters in this process (the
 embedded default runs one web process). Both answer without a thread hop, on the event loop.
+
+In Redis each request in flight is a leased member of a sorted set, renewed while the request runs:
+a web process that dies (SIGKILL, OOM, a lost machine) cannot give its slots back, and a plain counter
+would keep them taken for as long as the key stays busy. Its leases simply lapse instead.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import math
 import time
+import uuid
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.conf import settings
 
-# An in-flight counter survives a crashed process at most this long.
-INFLIGHT_TTL_SECONDS = 900
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -24,12 +30,21 @@ class Refusal:
     retry_after: int
 
 
+@dataclass
+class Slot:
+    """One request in flight; `renewal` keeps its Redis lease alive until it is given back."""
+
+    key: str
+    member: str = ""
+    renewal: asyncio.Task | None = field(default=None, repr=False)
+
+
 class MemoryLimiter:
     def __init__(self) -> None:
         self.windows: dict[str, tuple[int, int]] = {}
         self.inflight: dict[str, int] = {}
 
-    async def acquire(self, key: str, *, rate: int, window: int, max_inflight: int) -> Refusal | None:
+    async def acquire(self, key: str, *, rate: int, window: int, max_inflight: int) -> Refusal | Slot:
         now = time.time()
         slot = int(now // window)
         current_slot, count = self.windows.get(key, (slot, 0))
@@ -41,10 +56,10 @@ class MemoryLimiter:
             return Refusal(f"at most {max_inflight} requests at once per API key", 1)
         self.windows[key] = (slot, count + 1)
         self.inflight[key] = self.inflight.get(key, 0) + 1
-        return None
+        return Slot(key=key)
 
-    async def release(self, key: str) -> None:
-        self.inflight[key] = max(0, self.inflight.get(key, 0) - 1)
+    async def release(self, slot: Slot) -> None:
+        self.inflight[slot.key] = max(0, self.inflight.get(slot.key, 0) - 1)
 
 
 class RedisLimiter:
@@ -64,25 +79,53 @@ class RedisLimiter:
             )
         return client
 
-    async def acquire(self, key: str, *, rate: int, window: int, max_inflight: int) -> Refusal | None:
+    def inflight_key(self, key: str) -> str:
+        return f"{self.prefix}:plugin:inflight:{key}"
+
+    async def acquire(self, key: str, *, rate: int, window: int, max_inflight: int) -> Refusal | Slot:
         now = time.time()
+        lease = settings.REFACT_PLUGIN_SLOT_LEASE_SECONDS
         rate_key = f"{self.prefix}:plugin:rate:{key}:{int(now // window)}"
-        inflight_key = f"{self.prefix}:plugin:inflight:{key}"
-        async with self.client().pipeline(transaction=False) as pipe:
+        inflight_key = self.inflight_key(key)
+        member = uuid.uuid4().hex
+        async with self.client().pipeline(transaction=True) as pipe:
             pipe.incr(rate_key)
             pipe.expire(rate_key, window + 1)
-            pipe.incr(inflight_key)
-            pipe.expire(inflight_key, INFLIGHT_TTL_SECONDS)
-            count, _, inflight, _ = await pipe.execute()
+            # Members are scored by when their lease ends: lapsed ones belonged to a dead process.
+            pipe.zremrangebyscore(inflight_key, "-inf", now)
+            pipe.zadd(inflight_key, {member: now + lease})
+            pipe.zcard(inflight_key)
+            pipe.expire(inflight_key, lease + 1)
+            count, _, _, _, inflight, _ = await pipe.execute()
         if count > rate or inflight > max_inflight:
-            await self.client().decr(inflight_key)
+            await self.client().zrem(inflight_key, member)
             if count > rate:
                 return Refusal(f"rate limit of {rate} requests per {window} s reached", _until_next(now, window))
             return Refusal(f"at most {max_inflight} requests at once per API key", 1)
-        return None
+        slot = Slot(key=key, member=member)
+        slot.renewal = asyncio.get_running_loop().create_task(self._renew(slot, lease))
+        return slot
 
-    async def release(self, key: str) -> None:
-        await self.client().decr(f"{self.prefix}:plugin:inflight:{key}")
+    async def _renew(self, slot: Slot, lease: int) -> None:
+        """Push the lease forward a few times per lease while the request is still running."""
+        inflight_key = self.inflight_key(slot.key)
+        while True:
+            await asyncio.sleep(lease / 3)
+            try:
+                now = time.time()
+                async with self.client().pipeline(transaction=True) as pipe:
+                    pipe.zadd(inflight_key, {slot.member: now + lease}, xx=True)
+                    pipe.expire(inflight_key, lease + 1)
+                    await pipe.execute()
+            except Exception as error:  # Redis away for a moment: the next renewal tries again
+                logger.warning("could not renew an in-flight slot of key %s: %s", slot.key, error)
+
+    async def release(self, slot: Slot) -> None:
+        if slot.renewal is not None:
+            slot.renewal.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await slot.renewal
+        await self.client().zrem(self.inflight_key(slot.key), slot.member)
 
 
 def _until_next(now: float, window: int) -> int:
@@ -99,7 +142,7 @@ def limiter() -> MemoryLimiter | RedisLimiter:
     return _limiter
 
 
-async def limit_acquire(key: str) -> Refusal | None:
+async def limit_acquire(key: str) -> Refusal | Slot:
     return await limiter().acquire(
         key,
         rate=settings.REFACT_PLUGIN_RATE_LIMIT,
@@ -108,5 +151,5 @@ async def limit_acquire(key: str) -> Refusal | None:
     )
 
 
-async def limit_release(key: str) -> None:
-    await limiter().release(key)
+async def limit_release(slot: Slot) -> None:
+    await limiter().release(slot)

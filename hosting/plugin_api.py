@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -33,12 +34,13 @@ from rest_framework.views import APIView
 from accounts.authentication import ApiKeyAuthentication
 from hosting import plugin_selectors
 from hosting.catalogue import CHAT, COMPLETION, EMBEDDINGS
-from hosting.limits import limit_acquire, limit_release
+from hosting.limits import Refusal, limit_acquire, limit_release
 from hosting.plugin_selectors import UnavailableError
 from hosting.proxy import relay_events, upstream_client
 from refact_site.exceptions import ApplicationError
 from refact_site.middleware import outage_of, service_unavailable
 
+logger = logging.getLogger(__name__)
 UPSTREAM_RETRY_AFTER_SECONDS = 5
 ERROR_TYPES = {
     400: "invalid_request_error",
@@ -305,16 +307,19 @@ async def _proxy(request: HttpRequest, *, serializer_class, capability: str, pat
         return service_unavailable(request, part)
     if isinstance(prepared, HttpResponse):
         return prepared
-    refusal = await limit_acquire(prepared.key_id)
-    if refusal is not None:
-        return _error(429, refusal.message, retry_after=refusal.retry_after)
+    slot = await limit_acquire(prepared.key_id)
+    if isinstance(slot, Refusal):
+        return _error(429, slot.message, retry_after=slot.retry_after)
     released = False
 
     async def release() -> None:
         nonlocal released
         if not released:
             released = True
-            await limit_release(prepared.key_id)
+            try:
+                await limit_release(slot)
+            except Exception as error:  # Redis went away mid-request: the slot's lease lapses instead
+                logger.warning("could not give back the in-flight slot of key %s: %s", prepared.key_id, error)
 
     def record(status: int, *, first_token_ms: int | None = None, events: int = 0) -> None:
         _record_later(
@@ -374,20 +379,34 @@ async def _proxy(request: HttpRequest, *, serializer_class, capability: str, pat
     async def stream():
         counter = {"events": 0}
         first_token_ms = None
+        status = 200
         try:
             async for piece in relay_events(upstream, caps_version=prepared.caps_version, counter=counter):
                 if first_token_ms is None:
                     first_token_ms = int((time.monotonic() - started) * 1000)
                 yield piece
-        except httpx.HTTPError:
-            # The inference server went away mid-stream: end the stream with an error event.
-            message = json.dumps({"error": {"message": "the inference server broke off the stream"}})
+        except httpx.HTTPError as error:
+            # The inference server went away mid-stream: the status line is long gone, so the error
+            # travels as an event in OpenAI's error shape, which the openai client raises as APIError.
+            logger.warning("inference server of %s broke off a stream: %r", prepared.model, error)
+            status = 503  # usage statistics count it as failed, not served
+            message = json.dumps(
+                {
+                    "error": {
+                        "message": f"the inference server of {prepared.model!r} broke off the stream "
+                        f"({type(error).__name__}); retry in a few seconds",
+                        "type": "server_error",
+                        "param": None,
+                        "code": 503,
+                    }
+                }
+            )
             yield f"data: {message}\n\ndata: [DONE]\n\n".encode()
         finally:
             # Closing the upstream response drops its connection: the inference server stops generating.
             await upstream.aclose()
             await release()
-            record(200, first_token_ms=first_token_ms, events=counter["events"])
+            record(status, first_token_ms=first_token_ms, events=counter["events"])
 
     response = StreamingHttpResponse(stream(), content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"

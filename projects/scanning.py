@@ -38,6 +38,7 @@ from projects.models import (
     ScannedFile,
     Source,
 )
+from refact_site.jobs import keepalive
 from refact_site.live import group_name, publish
 
 logger = logging.getLogger(__name__)
@@ -272,8 +273,17 @@ def scan_run(*, scan_id: int) -> None:
         return
     scan = Scan.objects.select_related("project").get(pk=scan_id)
     project = scan.project
+    if scan.attempts_exhausted:
+        # The scan itself keeps killing its worker (memory, a crashing parser): stop trying.
+        logger.error("scan %s: %s", scan_id, scan.exhausted_message)
+        Scan.objects.filter(pk=scan_id).update(
+            status="failed", error=scan.exhausted_message, finished_at=timezone.now()
+        )
+        publish(project_group(project.pk), {"type": "scan", "scan": scan_state(Scan.objects.get(pk=scan_id))})
+        return
     try:
-        _scan(scan, project)
+        with keepalive(scan):
+            _scan(scan, project)
     except Exception as error:  # the row must say why, whatever went wrong
         logger.exception("scan %s failed", scan_id)
         Scan.objects.filter(pk=scan_id).update(status="failed", error=str(error)[:2000], finished_at=timezone.now())

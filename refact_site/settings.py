@@ -345,6 +345,8 @@ for _entry in REFACT_INFERENCE_SERVERS:
 REFACT_PLUGIN_RATE_LIMIT = env_int("REFACT_PLUGIN_RATE_LIMIT", 600, minimum=1)
 REFACT_PLUGIN_RATE_WINDOW = env_int("REFACT_PLUGIN_RATE_WINDOW", 60, minimum=1, maximum=3600)
 REFACT_PLUGIN_MAX_INFLIGHT = env_int("REFACT_PLUGIN_MAX_INFLIGHT", 16, minimum=1)
+# A request in flight holds a lease renewed while it runs; a dead web process's slots free up after it.
+REFACT_PLUGIN_SLOT_LEASE_SECONDS = env_int("REFACT_PLUGIN_SLOT_LEASE_SECONDS", 60, minimum=3, maximum=3600)
 # Seconds to connect to an inference server, and to wait for its next bytes, before answering 503.
 REFACT_UPSTREAM_CONNECT_TIMEOUT = env_int("REFACT_UPSTREAM_CONNECT_TIMEOUT", 3, minimum=1, maximum=60)
 REFACT_UPSTREAM_READ_TIMEOUT = env_int("REFACT_UPSTREAM_READ_TIMEOUT", 120, minimum=1, maximum=3600)

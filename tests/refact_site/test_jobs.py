@@ -98,3 +98,45 @@ def test_enqueue_waits_for_the_commit(worker):
         job = DemoJob.objects.create()
         job.enqueue()
     wait_until(lambda: DemoJob.objects.get(pk=job.pk).status == "done", timeout=30, message="the job")
+
+
+@pytest.mark.django_db
+def test_a_restarted_worker_releases_only_the_jobs_of_its_previous_life():
+    from refact_site.jobs import release_own_jobs
+
+    started_at = timezone.now()
+    left = DemoJob.objects.create(status="running", worker="w:1", heartbeat_at=started_at - timedelta(seconds=2))
+    claimed_since = DemoJob.objects.create(status="running", worker="w:1", heartbeat_at=started_at)
+    other = DemoJob.objects.create(status="running", worker="w:2", heartbeat_at=started_at - timedelta(seconds=2))
+    assert release_own_jobs(worker="w:1", started_at=started_at) == 1
+    claimable = set(DemoJob.objects.filter(DemoJob.claimable()).values_list("pk", flat=True))
+    assert left.pk in claimable and claimed_since.pk not in claimable and other.pk not in claimable
+
+
+@pytest.mark.django_db
+def test_the_periodic_sweep_wakes_orphans_but_not_queued_jobs(monkeypatch):
+    from tests.testapp import tasks
+
+    sent: list[int] = []
+    monkeypatch.setattr(tasks.demo_job, "send", sent.append)
+    queued = DemoJob.objects.create()
+    orphan = DemoJob.objects.create(status="running", worker="dead:1", heartbeat_at=timezone.now() - timedelta(hours=1))
+    assert requeue_unfinished(orphans_only=True) == 1 and sent == [orphan.pk]
+    assert requeue_unfinished() == 2 and sorted(sent[1:]) == sorted([queued.pk, orphan.pk])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_keepalive_beats_while_a_long_step_runs(settings):
+    import time
+
+    from refact_site.jobs import keepalive
+
+    settings.REFACT_WORKER_STALE_SECONDS = 5  # a beat every 1.25 s
+    job = DemoJob.objects.create()
+    DemoJob.claim(job.pk, to_state="running", worker="w:1")
+    job.refresh_from_db()
+    first = job.heartbeat_at
+    with keepalive(job):
+        time.sleep(1.6)  # one long step with no beat of its own
+    job.refresh_from_db()
+    assert job.heartbeat_at > first
