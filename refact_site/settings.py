@@ -311,6 +311,8 @@ REFACT_GIT_TIMEOUT_SECONDS = env_int("REFACT_GIT_TIMEOUT_SECONDS", 600, minimum=
 REFACT_GIT_MAX_MB = env_int("REFACT_GIT_MAX_MB", 2048, minimum=1)
 # Local paths and file:// remotes read the server's own disk; only tests turn this on.
 REFACT_GIT_ALLOW_LOCAL = env_bool("REFACT_GIT_ALLOW_LOCAL", False)
+# Off in production: a git remote could otherwise reach services inside the network (SSRF), like a link.
+REFACT_GIT_ALLOW_PRIVATE = env_bool("REFACT_GIT_ALLOW_PRIVATE", False)
 REFACT_ARCHIVE_MAX_MEMBERS = env_int("REFACT_ARCHIVE_MAX_MEMBERS", 200_000, minimum=1)
 REFACT_ARCHIVE_MAX_MB = env_int("REFACT_ARCHIVE_MAX_MB", 8192, minimum=1)
 REFACT_ARCHIVE_MAX_RATIO = env_int("REFACT_ARCHIVE_MAX_RATIO", 200, minimum=1)
