@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 from asgiref.sync import sync_to_async
+from django.core.exceptions import RequestDataTooBig
 from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import (
@@ -36,6 +37,7 @@ from hosting.catalogue import CHAT, COMPLETION, EMBEDDINGS
 from hosting.limits import limit_acquire, limit_release
 from hosting.plugin_selectors import UnavailableError
 from hosting.proxy import relay_events, upstream_client
+from refact_site.bodylimit import too_large_message
 from refact_site.exceptions import ApplicationError
 from refact_site.middleware import outage_of, service_unavailable
 
@@ -44,6 +46,7 @@ ERROR_TYPES = {
     400: "invalid_request_error",
     401: "authentication_error",
     404: "not_found_error",
+    413: "invalid_request_error",
     429: "rate_limit_error",
     503: "service_unavailable",
 }
@@ -212,9 +215,16 @@ def _prepare(request: HttpRequest, *, serializer_class: type[serializers.Seriali
         return auth
     user, key = auth
     try:
-        body = json.loads(request.body or b"null")
+        raw = request.body
+    except RequestDataTooBig:
+        field, message = too_large_message(request.path)
+        return _error(413, message, field=field)
+    try:
+        body = json.loads(raw or b"null", parse_constant=_refuse_constant)
     except (ValueError, UnicodeDecodeError) as error:
         return _error(400, f"the body is not valid JSON: {error}", field="body")
+    except RecursionError:
+        return _error(400, "the body is not valid JSON: nested too deeply", field="body")
     if not isinstance(body, dict):
         return _error(400, "the body must be a JSON object", field="body")
     serializer = serializer_class(data=body)
@@ -244,6 +254,11 @@ def _prepare(request: HttpRequest, *, serializer_class: type[serializers.Seriali
         stream=bool(data.get("stream")),
         caps_version=version,
     )
+
+
+def _refuse_constant(name: str) -> Any:
+    """NaN and Infinity are not JSON: refused, as DRF's strict parser refuses them on the other endpoints."""
+    raise ValueError(f"{name} is not a valid JSON value")
 
 
 def _details(error: ApplicationError) -> dict[str, Any]:
