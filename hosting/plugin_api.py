@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -59,7 +60,11 @@ class StopField(serializers.ListField):
     """OpenAI's `stop`: one string or a list of up to 4."""
 
     child = serializers.CharField(trim_whitespace=False, max_length=200)
-    max_length = 4
+
+    def __init__(self, **kwargs: Any) -> None:
+        # A class attribute would not do: ListField builds its length validator from this argument only.
+        kwargs.setdefault("max_length", 4)
+        super().__init__(**kwargs)
 
     def to_internal_value(self, data: Any) -> list[str]:
         data = [data] if isinstance(data, str) else data
@@ -79,11 +84,21 @@ class PromptField(serializers.CharField):
         return super().to_internal_value(data)
 
 
+class FiniteFloatField(serializers.FloatField):
+    """A float that is a number: "NaN" passes DRF's range validators (every comparison with NaN is false)."""
+
+    def to_internal_value(self, data: Any) -> float:
+        value = super().to_internal_value(data)
+        if not math.isfinite(value):
+            raise serializers.ValidationError("expected a finite number")
+        return value
+
+
 class SamplingFields(serializers.Serializer):
     model = serializers.CharField(required=False, allow_blank=True, max_length=300, default="")
     max_tokens = serializers.IntegerField(required=False, min_value=1, max_value=1_000_000)
-    temperature = serializers.FloatField(required=False, min_value=0.0, max_value=2.0)
-    top_p = serializers.FloatField(required=False, min_value=0.0, max_value=1.0)
+    temperature = FiniteFloatField(required=False, min_value=0.0, max_value=2.0)
+    top_p = FiniteFloatField(required=False, min_value=0.0, max_value=1.0)
     stop = StopField(required=False)
     n = serializers.IntegerField(required=False, min_value=1, max_value=8)
     stream = serializers.BooleanField(required=False, default=False)
@@ -232,6 +247,10 @@ def _prepare(request: HttpRequest, *, serializer_class: type[serializers.Seriali
         field, message = _first_error(serializer.errors)
         return _error(400, f"{field}: {message}" if field else message, field=field or "body")
     data = dict(serializer.validated_data)
+    unencodable = _first_unencodable(data)
+    if unencodable is not None:
+        # JSON may spell a lone surrogate (\ud800); it is not text and cannot be sent on as UTF-8.
+        return _error(400, f"{unencodable}: contains a lone surrogate, which is not valid text", field=unencodable)
     try:
         project = data.pop("project", None)
         served = plugin_selectors.route_resolve(user=user, model=data["model"], capability=capability, project=project)
@@ -256,6 +275,22 @@ def _prepare(request: HttpRequest, *, serializer_class: type[serializers.Seriali
     )
 
 
+def _first_unencodable(value: Any, path: str = "") -> str | None:
+    """The path of the first string in VALUE that cannot be encoded as UTF-8, else None."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return path or "body"
+        return None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        found = _first_unencodable(item, f"{path}[{key}]" if isinstance(key, int) else f"{path}.{key}".strip("."))
+        if found is not None:
+            return found
+    return None
+
+
 def _refuse_constant(name: str) -> Any:
     """NaN and Infinity are not JSON: refused, as DRF's strict parser refuses them on the other endpoints."""
     raise ValueError(f"{name} is not a valid JSON value")
@@ -277,12 +312,19 @@ def _check_context(*, served, data: dict[str, Any]) -> None:
     else:
         text = "\n".join(data["input"])
     n_ctx = served.n_ctx
+    max_tokens = 0 if "input" in data else (data.get("max_tokens") or 0)
+    if n_ctx and max_tokens >= n_ctx:
+        # Never satisfiable, whatever the prompt: refused here rather than left to the inference server.
+        raise ApplicationError(
+            f"max_tokens: {max_tokens} does not fit the context size of {served.name} ({n_ctx} tokens)",
+            field="max_tokens",
+            n_ctx=n_ctx,
+        )
     if not n_ctx or len(text) < n_ctx // 2:  # fewer characters than half the context cannot overflow it
         return
     tokens = plugin_selectors.token_count(model=served.base, text=text)
     if tokens is None:
         return
-    max_tokens = 0 if "input" in data else (data.get("max_tokens") or 0)
     if tokens + max_tokens > n_ctx:
         raise ApplicationError(
             f"the prompt is {tokens} tokens; with max_tokens {max_tokens} it exceeds "
