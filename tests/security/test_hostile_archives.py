@@ -71,6 +71,15 @@ def lying_zip() -> bytes:
     return bytes(data)
 
 
+def corrupt_zip() -> bytes:
+    """Valid headers around deflate data that is garbage halfway through."""
+    data = bytearray(zip_bytes([("a.py", b"def f():\n    return 1\n" * 4000, stat.S_IFREG | 0o644)]))
+    start = 30 + len("a.py")
+    for offset in range(start + 40, start + 140):
+        data[offset] ^= 0xA5
+    return bytes(data)
+
+
 def outside(tmp_path: Path) -> Path:
     return tmp_path / "outside"
 
@@ -139,6 +148,7 @@ HOSTILE: list[tuple[str, Callable[[Path], tuple[str, bytes]], str]] = [
         "expands to more than 12 MB",
     ),
     ("zip headers that lie about the size", lambda t: ("lie.zip", lying_zip()), "cannot be read"),
+    ("corrupt deflate data", lambda t: ("corrupt.zip", corrupt_zip()), "cannot be read"),
     ("a name too long for the disk", lambda t: ("long.zip", zip_bytes([("n" * 300, b"1", 0o100644)])), "too long"),
     (
         "a path too deep for the disk",
