@@ -136,7 +136,7 @@ def alices_world(alice, api_key_for, data_dir, tiny_model_registered) -> dict[st
     project = projects.project_create(name="alice-secret", team=alice.team)
     source = projects.source_add_upload(project=project, file_name="secret.py", stream=_stream(b"KEY = 1\n"))
     ssh_key = projects.ssh_key_create(name="alice-deploy", team=alice.team)
-    run = FinetuneRun.objects.create(project=project, base_model="tiny-test", name="alice-run")
+    run = FinetuneRun.objects.create(project=project, team=alice.team, base_model="tiny-test", name="alice-run")
     preference = TeamPreference.objects.create(team=alice.team, completion_model="tiny-test")
     api_key_for(alice, "alice-key")
     key = ApiKey.objects.get(user=alice, name="alice-key")
