@@ -301,3 +301,39 @@ def test_the_product_key_is_not_trusted_in_tests_and_a_token_for_it_is_refused(a
     with pytest.raises(tokens.LicenseError) as caught:
         tokens.verify(forged, trusted=tokens.parse_public_keys(tokens.PRODUCT_PUBLIC_KEYS))
     assert caught.value.reason == "bad_signature"
+
+
+def test_another_teams_ssh_key_cannot_be_named_in_a_source(client, alice, bob, api_key_for, data_dir) -> None:
+    from projects import services as projects
+    from projects.models import Source
+
+    alices_key = projects.ssh_key_create(name="alice-deploy", team=alice.team)
+    bobs_project = projects.project_create(name="bob-project", team=bob.team)
+    response = client.post(
+        f"/api/projects/{bobs_project.pk}/sources/",
+        data=json.dumps({"kind": "git", "url": "git@git.invalid:org/repo.git", "ssh_key": alices_key.pk}),
+        content_type="application/json",
+        **bearer(api_key_for(bob)),
+    )
+    assert response.status_code == 404 and response.json()["field"] == "ssh_key"
+    assert not Source.objects.exists()
+    # The service itself refuses too (the admin, the pages and manage.py go through it).
+    from refact_site.exceptions import ApplicationError
+
+    with pytest.raises(ApplicationError, match="no such SSH key"):
+        projects.source_add_git(project=bobs_project, url="git@git.invalid:org/repo.git", ssh_key=alices_key)
+
+
+def test_a_spoofed_forwarded_for_does_not_reset_the_failure_limit(client, admin_user, settings, clean_cache) -> None:
+    """Without REFACT_TRUST_PROXY_HEADERS, X-Forwarded-For is the client's own claim and is ignored."""
+    settings.REFACT_AUTH_FAILURE_LIMIT = 3
+    assert settings.REFACT_TRUST_PROXY_HEADERS is False
+    statuses = [
+        client.get(
+            "/api/projects/",
+            HTTP_AUTHORIZATION=f"Bearer rfx_{index:016x}.wrong",
+            HTTP_X_FORWARDED_FOR=f"203.0.113.{index}",
+        ).status_code
+        for index in range(5)
+    ]
+    assert statuses == [401, 401, 401, 429, 429]

@@ -178,3 +178,13 @@ def test_extremes_in_a_stream_end_with_done(client, served, key) -> None:
 
     text = async_to_sync(collect)().decode()
     assert text.rstrip().endswith("data: [DONE]")
+
+
+@pytest.mark.parametrize(
+    "model",
+    ["../../../etc/passwd", "..%2F..%2Fetc%2Fpasswd", "tiny-test/../../secret", "/etc/passwd"],
+)
+def test_tokenizer_paths_are_catalogue_names_never_file_paths(client, key, tiny_model, model) -> None:
+    response = client.get(f"/tokenizer/{model}", **bearer(key))
+    assert response.status_code == 404, response.content[:200]
+    assert b"root:" not in response.content
