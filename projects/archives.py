@@ -153,7 +153,8 @@ def _unpack_zip_member(
         return  # links inside the tree are not materialized: the scan never follows links
     if mode and (stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)):
         raise SourceError(f"archive member {_shown(relative)!r}: device or special file refused")
-    if info.is_dir() or str(relative) == ".":
+    # zipfile's is_dir() fails on an empty name (a hostile archive may carry one): read the name ourselves.
+    if str(relative) == "." or info.filename.endswith("/"):
         (root / relative).mkdir(parents=True, exist_ok=True)
         return
     with bundle.open(info) as stream:

@@ -224,6 +224,13 @@ def test_a_hostile_archive_fails_its_source_cleanly(arena, name, build, message)
     assert_nothing_escaped(arena)
 
 
+def test_a_zip_member_with_an_empty_name_is_skipped_not_a_crash(arena) -> None:
+    scan, source = scan_upload("empty-name.zip", zip_bytes([("", b"x", 0o100644), ("ok.py", b"1\n", 0o100644)]))
+    assert scan.status == "completed" and source.status == Source.Status.READY, (scan.error, source.error)
+    assert list(scan.files.values_list("path", flat=True)) == ["ok.py"]
+    assert_nothing_escaped(arena)
+
+
 def test_odd_but_harmless_names_land_inside_and_are_stored(arena) -> None:
     """Non-UTF-8 bytes, backslashes, control characters: unpacked inside the tree, stored as valid text."""
     members = [

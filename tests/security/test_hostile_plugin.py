@@ -169,15 +169,19 @@ def test_extremes_inside_the_limits_are_answered_by_the_model(client, served, ke
     assert answer["choices"] and isinstance(answer["caps_version"], int)
 
 
-def test_extremes_in_a_stream_end_with_done(client, served, key) -> None:
-    response = post(client, "/v1/completions", {"prompt": "\u200b" * 50, "max_tokens": 3, "stream": True}, key)
-    assert response.status_code == 200
+def test_extremes_in_a_stream_end_with_done(async_client, served, key) -> None:
+    body = json.dumps({"prompt": "\u200b" * 50, "max_tokens": 3, "stream": True})
 
-    async def collect() -> bytes:
-        return b"".join([chunk async for chunk in response.streaming_content])
+    async def scenario() -> tuple[int, bytes]:
+        # Request and stream in one event loop: the upstream connection belongs to it.
+        response = await async_client.post(
+            "/v1/completions", data=body, content_type="application/json", headers={"Authorization": f"Bearer {key}"}
+        )
+        return response.status_code, b"".join([chunk async for chunk in response.streaming_content])
 
-    text = async_to_sync(collect)().decode()
-    assert text.rstrip().endswith("data: [DONE]")
+    status, content = async_to_sync(scenario)()
+    assert status == 200
+    assert content.decode().rstrip().endswith("data: [DONE]")
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from licensing import tokens
@@ -231,6 +231,7 @@ def build_zip(members: list[tuple[str, str, str, bytes]]) -> bytes:
 @pytest.mark.filterwarnings("ignore:Duplicate name:UserWarning")  # duplicates are part of the attack
 @settings(BOUNDED, max_examples=120)
 @given(st.lists(MEMBER, min_size=1, max_size=6), st.sampled_from(["tar", "zip"]))
+@example([("file", "", "", b"x")], "zip")  # found by this test: an empty zip name crashed zipfile's is_dir()
 def test_extraction_never_writes_outside_and_never_leaves_a_partial_tree(members, kind) -> None:
     with tempfile.TemporaryDirectory(prefix="refact-property-") as scratch:
         root = Path(scratch)
