@@ -277,7 +277,16 @@ class Engine:
     # -- prompts
 
     def encode(self, text: str) -> list[int]:
-        return self.tokenizer(text, add_special_tokens=True)["input_ids"]
+        ids = self.tokenizer(text, add_special_tokens=True)["input_ids"]
+        if not ids:
+            # An empty prompt (or one the tokenizer drops entirely) generates from the start of a document,
+            # as OpenAI's servers do; an empty tensor would crash the model's forward pass.
+            start = self.tokenizer.bos_token_id
+            start = self.tokenizer.eos_token_id if start is None else start
+            if start is None:
+                raise BadRequest("prompt", "the prompt is empty and this model has no start-of-text token")
+            ids = [start]
+        return ids
 
     def chat_prompt(self, messages: list[dict[str, str]]) -> str:
         if not getattr(self.tokenizer, "chat_template", None):

@@ -10,12 +10,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 from asgiref.sync import sync_to_async
+from django.core.exceptions import RequestDataTooBig
 from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import (
@@ -37,6 +39,7 @@ from hosting.catalogue import CHAT, COMPLETION, EMBEDDINGS
 from hosting.limits import Refusal, limit_acquire, limit_release
 from hosting.plugin_selectors import UnavailableError
 from hosting.proxy import relay_events, upstream_client
+from refact_site.bodylimit import too_large_message
 from refact_site.exceptions import ApplicationError
 from refact_site.middleware import outage_of, service_unavailable
 
@@ -46,6 +49,7 @@ ERROR_TYPES = {
     400: "invalid_request_error",
     401: "authentication_error",
     404: "not_found_error",
+    413: "invalid_request_error",
     429: "rate_limit_error",
     503: "service_unavailable",
 }
@@ -58,7 +62,11 @@ class StopField(serializers.ListField):
     """OpenAI's `stop`: one string or a list of up to 4."""
 
     child = serializers.CharField(trim_whitespace=False, max_length=200)
-    max_length = 4
+
+    def __init__(self, **kwargs: Any) -> None:
+        # A class attribute would not do: ListField builds its length validator from this argument only.
+        kwargs.setdefault("max_length", 4)
+        super().__init__(**kwargs)
 
     def to_internal_value(self, data: Any) -> list[str]:
         data = [data] if isinstance(data, str) else data
@@ -78,11 +86,21 @@ class PromptField(serializers.CharField):
         return super().to_internal_value(data)
 
 
+class FiniteFloatField(serializers.FloatField):
+    """A float that is a number: "NaN" passes DRF's range validators (every comparison with NaN is false)."""
+
+    def to_internal_value(self, data: Any) -> float:
+        value = super().to_internal_value(data)
+        if not math.isfinite(value):
+            raise serializers.ValidationError("expected a finite number")
+        return value
+
+
 class SamplingFields(serializers.Serializer):
     model = serializers.CharField(required=False, allow_blank=True, max_length=300, default="")
     max_tokens = serializers.IntegerField(required=False, min_value=1, max_value=1_000_000)
-    temperature = serializers.FloatField(required=False, min_value=0.0, max_value=2.0)
-    top_p = serializers.FloatField(required=False, min_value=0.0, max_value=1.0)
+    temperature = FiniteFloatField(required=False, min_value=0.0, max_value=2.0)
+    top_p = FiniteFloatField(required=False, min_value=0.0, max_value=1.0)
     stop = StopField(required=False)
     n = serializers.IntegerField(required=False, min_value=1, max_value=8)
     stream = serializers.BooleanField(required=False, default=False)
@@ -214,9 +232,16 @@ def _prepare(request: HttpRequest, *, serializer_class: type[serializers.Seriali
         return auth
     user, key = auth
     try:
-        body = json.loads(request.body or b"null")
+        raw = request.body
+    except RequestDataTooBig:
+        field, message = too_large_message(request.path)
+        return _error(413, message, field=field)
+    try:
+        body = json.loads(raw or b"null", parse_constant=_refuse_constant)
     except (ValueError, UnicodeDecodeError) as error:
         return _error(400, f"the body is not valid JSON: {error}", field="body")
+    except RecursionError:
+        return _error(400, "the body is not valid JSON: nested too deeply", field="body")
     if not isinstance(body, dict):
         return _error(400, "the body must be a JSON object", field="body")
     serializer = serializer_class(data=body)
@@ -224,6 +249,10 @@ def _prepare(request: HttpRequest, *, serializer_class: type[serializers.Seriali
         field, message = _first_error(serializer.errors)
         return _error(400, f"{field}: {message}" if field else message, field=field or "body")
     data = dict(serializer.validated_data)
+    unencodable = _first_unencodable(data)
+    if unencodable is not None:
+        # JSON may spell a lone surrogate (\ud800); it is not text and cannot be sent on as UTF-8.
+        return _error(400, f"{unencodable}: contains a lone surrogate, which is not valid text", field=unencodable)
     try:
         project = data.pop("project", None)
         served = plugin_selectors.route_resolve(user=user, model=data["model"], capability=capability, project=project)
@@ -248,6 +277,27 @@ def _prepare(request: HttpRequest, *, serializer_class: type[serializers.Seriali
     )
 
 
+def _first_unencodable(value: Any, path: str = "") -> str | None:
+    """The path of the first string in VALUE that cannot be encoded as UTF-8, else None."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return path or "body"
+        return None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        found = _first_unencodable(item, f"{path}[{key}]" if isinstance(key, int) else f"{path}.{key}".strip("."))
+        if found is not None:
+            return found
+    return None
+
+
+def _refuse_constant(name: str) -> Any:
+    """NaN and Infinity are not JSON: refused, as DRF's strict parser refuses them on the other endpoints."""
+    raise ValueError(f"{name} is not a valid JSON value")
+
+
 def _details(error: ApplicationError) -> dict[str, Any]:
     details = dict(error.extra)
     if error.field:
@@ -264,12 +314,19 @@ def _check_context(*, served, data: dict[str, Any]) -> None:
     else:
         text = "\n".join(data["input"])
     n_ctx = served.n_ctx
+    max_tokens = 0 if "input" in data else (data.get("max_tokens") or 0)
+    if n_ctx and max_tokens >= n_ctx:
+        # Never satisfiable, whatever the prompt: refused here rather than left to the inference server.
+        raise ApplicationError(
+            f"max_tokens: {max_tokens} does not fit the context size of {served.name} ({n_ctx} tokens)",
+            field="max_tokens",
+            n_ctx=n_ctx,
+        )
     if not n_ctx or len(text) < n_ctx // 2:  # fewer characters than half the context cannot overflow it
         return
     tokens = plugin_selectors.token_count(model=served.base, text=text)
     if tokens is None:
         return
-    max_tokens = 0 if "input" in data else (data.get("max_tokens") or 0)
     if tokens + max_tokens > n_ctx:
         raise ApplicationError(
             f"the prompt is {tokens} tokens; with max_tokens {max_tokens} it exceeds "

@@ -26,6 +26,9 @@ HEADER = "RFXL1"
 # The product's own vendor key (public half only; the private key never ships).
 PRODUCT_PUBLIC_KEYS = "refact-2026:JxitHc7N4a4XV8UbCQ77js80rfoAPVUCVRC76Bxmnmw="
 DEFAULT_FEATURES = ("users", "teams", "team_preferences", "usage")
+# A real token is about 400 characters; anything far longer is refused before it is hashed or parsed.
+MAX_TOKEN_CHARS = 8192
+MAX_SEATS = 1_000_000
 
 
 class LicenseError(ValueError):
@@ -187,30 +190,47 @@ def check_dates(payload: LicensePayload, *, now: datetime | None = None) -> None
 def decode_unverified(token: str) -> LicensePayload:
     """Parse and checksum-check the token; nothing here is trusted until `verify` checks the signature."""
     tampered = "License token is damaged or was tampered with"
-    parts = (token or "").strip().split(".")
+    if not isinstance(token, str):
+        raise LicenseError(f"{tampered}: expected text", reason="tampered")
+    if len(token) > MAX_TOKEN_CHARS:
+        raise LicenseError(f"{tampered}: longer than {MAX_TOKEN_CHARS} characters", reason="tampered")
+    parts = token.strip().split(".")
     if len(parts) != 4 or parts[0] != HEADER:
         raise LicenseError(f"{tampered}: expected {HEADER}.<payload>.<signature>.<checksum>", reason="tampered")
     header, body, signature, checksum = parts
-    if not hmac.compare_digest(_checksum(f"{header}.{body}.{signature}"), checksum):
+    if not hmac.compare_digest(_checksum(f"{header}.{body}.{signature}").encode(), checksum.encode()):
         raise LicenseError(f"{tampered} (its checksum does not match)", reason="tampered")
     try:
         data = json.loads(_b64d(body))
-        return LicensePayload(
-            lid=str(data["lid"]),
-            customer=str(data["customer"]),
-            seats=int(data["seats"]),
-            features=tuple(str(f) for f in data.get("features", DEFAULT_FEATURES)),
+        if not isinstance(data, dict):
+            raise TypeError("the payload is not an object")
+        seats = data["seats"]
+        if isinstance(seats, bool) or not isinstance(seats, int) or not 1 <= seats <= MAX_SEATS:
+            raise ValueError("seats")
+        features = data.get("features", list(DEFAULT_FEATURES))
+        if not isinstance(features, list):
+            raise TypeError("features")
+        payload = LicensePayload(
+            lid=str(data["lid"])[:100],
+            customer=str(data["customer"])[:200],
+            seats=seats,
+            features=tuple(str(f) for f in features),
             iat=_parse_time(data["iat"]),
             nbf=_parse_time(data.get("nbf", data["iat"])),
             exp=_parse_time(data["exp"]),
-            kid=str(data["kid"]),
+            kid=str(data["kid"])[:100],
         )
-    except (ValueError, KeyError, TypeError, binascii.Error):
+    # Overflow: a date at the edge of the calendar; recursion: JSON nested thousands deep.
+    except (ValueError, KeyError, TypeError, OverflowError, RecursionError, binascii.Error):
         raise LicenseError(f"{tampered} (its payload cannot be read)", reason="tampered") from None
+    return payload
 
 
 def _parse_time(text: str) -> datetime:
-    moment = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    if not isinstance(text, str):
+        raise TypeError("a time must be text")
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     if moment.tzinfo is None:
         raise ValueError("naive time")
-    return moment
+    # In UTC, so that comparing and printing can never leave the calendar (year 1 at +23:59...).
+    return moment.astimezone(UTC)

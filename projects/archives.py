@@ -7,12 +7,14 @@ refused archive leaves the earlier result untouched.
 
 from __future__ import annotations
 
+import lzma
 import os
 import shutil
 import stat
 import tarfile
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO
@@ -121,24 +123,56 @@ def _extract_zip(archive: Path, root: Path, budget: _Budget) -> None:
         for info in bundle.infolist():
             budget.member()
             relative = safe_member_path(info.filename)
-            mode = info.external_attr >> 16
-            if stat.S_ISLNK(mode):
-                target = bundle.read(info)[:4096].decode("utf-8", "replace")
-                if link_target_escapes(relative, target, relative_to_member=True):
-                    raise SourceError(f"archive member {str(relative)!r}: symbolic link escapes the archive")
-                continue  # links inside the tree are not materialized: the scan never follows links
-            if mode and (stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)):
-                raise SourceError(f"archive member {str(relative)!r}: device or special file refused")
-            if info.is_dir() or str(relative) == ".":
-                (root / relative).mkdir(parents=True, exist_ok=True)
-                continue
             try:
-                with bundle.open(info) as stream:
-                    _copy(stream, root / relative, budget)
+                _unpack_zip_member(bundle, info, relative, root, budget)
             except FileExistsError:
-                raise SourceError(f"archive member {str(relative)!r}: appears twice") from None
-            except (zipfile.BadZipFile, EOFError, NotImplementedError, RuntimeError) as error:
-                raise SourceError(f"archive member {str(relative)!r}: cannot be read: {error}") from None
+                raise SourceError(f"archive member {_shown(relative)!r}: appears twice") from None
+            except (
+                zipfile.BadZipFile,
+                EOFError,
+                NotImplementedError,
+                RuntimeError,
+                zlib.error,
+                lzma.LZMAError,
+            ) as error:
+                raise SourceError(f"archive member {_shown(relative)!r}: cannot be read: {error}") from None
+            except OSError as error:
+                if error.errno is None:  # bz2's "Invalid data stream": the archive, not the disk
+                    raise SourceError(f"archive member {_shown(relative)!r}: cannot be read: {error}") from None
+                raise _unwritable(relative, error) from None
+
+
+def _unpack_zip_member(
+    bundle: zipfile.ZipFile, info: zipfile.ZipInfo, relative: PurePosixPath, root: Path, budget: _Budget
+) -> None:
+    mode = info.external_attr >> 16
+    if stat.S_ISLNK(mode):
+        target = bundle.read(info)[:4096].decode("utf-8", "replace")
+        if link_target_escapes(relative, target, relative_to_member=True):
+            raise SourceError(f"archive member {_shown(relative)!r}: symbolic link escapes the archive")
+        return  # links inside the tree are not materialized: the scan never follows links
+    if mode and (stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)):
+        raise SourceError(f"archive member {_shown(relative)!r}: device or special file refused")
+    # zipfile's is_dir() fails on an empty name (a hostile archive may carry one): read the name ourselves.
+    if str(relative) == "." or info.filename.endswith("/"):
+        (root / relative).mkdir(parents=True, exist_ok=True)
+        return
+    with bundle.open(info) as stream:
+        _copy(stream, root / relative, budget)
+
+
+def _shown(relative: PurePosixPath) -> str:
+    """A member's name for a message: never the server's own path, never a page long."""
+    text = str(relative)
+    return text if len(text) <= 120 else text[:100] + "..." + text[-17:]
+
+
+def _unwritable(relative: PurePosixPath, error: OSError) -> SourceError:
+    # strerror only: the full error names the server's data directory.
+    reason = error.strerror or type(error).__name__
+    if isinstance(error, NotADirectoryError | FileExistsError):
+        reason = "it clashes with another member of the same name (a file and a directory, or twice)"
+    return SourceError(f"archive member {_shown(relative)!r}: cannot be unpacked: {reason}")
 
 
 def _extract_tar(archive: Path, root: Path, budget: _Budget) -> None:
@@ -152,30 +186,42 @@ def _extract_tar(archive: Path, root: Path, budget: _Budget) -> None:
             for member in bundle:
                 budget.member()
                 relative = safe_member_path(member.name)
-                if member.isdir() or str(relative) == ".":
-                    (root / relative).mkdir(parents=True, exist_ok=True)
-                elif member.issym():
-                    if link_target_escapes(relative, member.linkname, relative_to_member=True):
-                        raise SourceError(f"archive member {str(relative)!r}: symbolic link escapes the archive")
-                elif member.islnk():
-                    if link_target_escapes(relative, member.linkname, relative_to_member=False):
-                        raise SourceError(f"archive member {str(relative)!r}: hard link escapes the archive")
-                    source = root / safe_member_path(member.linkname)
-                    if source.is_file() and not source.is_symlink():
-                        # A copy, not a link: each extracted file is its own inode inside root.
-                        with source.open("rb") as stream:
-                            _copy(stream, root / relative, budget)
-                elif member.isfile():
-                    stream = bundle.extractfile(member)
-                    if stream is None:
-                        raise SourceError(f"archive member {str(relative)!r}: cannot be read")
-                    _copy(stream, root / relative, budget)
-                elif member.ischr() or member.isblk() or member.isfifo() or member.isdev():
-                    raise SourceError(f"archive member {str(relative)!r}: device or special file refused")
-        except FileExistsError as error:
-            raise SourceError(f"archive member {error.filename!r}: appears twice") from None
+                try:
+                    _unpack_tar_member(bundle, member, relative, root, budget)
+                except FileExistsError:
+                    raise SourceError(f"archive member {_shown(relative)!r}: appears twice") from None
+                except OSError as error:
+                    if error.errno is None:
+                        raise  # a decompressor's complaint about the stream, not the disk: reported below
+                    raise _unwritable(relative, error) from None
         except (tarfile.TarError, EOFError, OSError) as error:
-            raise SourceError(f"archive cannot be read: {error}") from None
+            reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+            raise SourceError(f"archive cannot be read: {reason}") from None
+
+
+def _unpack_tar_member(
+    bundle: tarfile.TarFile, member: tarfile.TarInfo, relative: PurePosixPath, root: Path, budget: _Budget
+) -> None:
+    if member.isdir() or str(relative) == ".":
+        (root / relative).mkdir(parents=True, exist_ok=True)
+    elif member.issym():
+        if link_target_escapes(relative, member.linkname, relative_to_member=True):
+            raise SourceError(f"archive member {_shown(relative)!r}: symbolic link escapes the archive")
+    elif member.islnk():
+        if link_target_escapes(relative, member.linkname, relative_to_member=False):
+            raise SourceError(f"archive member {_shown(relative)!r}: hard link escapes the archive")
+        source = root / safe_member_path(member.linkname)
+        if source.is_file() and not source.is_symlink():
+            # A copy, not a link: each extracted file is its own inode inside root.
+            with source.open("rb") as stream:
+                _copy(stream, root / relative, budget)
+    elif member.isfile():
+        stream = bundle.extractfile(member)
+        if stream is None:
+            raise SourceError(f"archive member {_shown(relative)!r}: cannot be read")
+        _copy(stream, root / relative, budget)
+    elif member.ischr() or member.isblk() or member.isfifo() or member.isdev():
+        raise SourceError(f"archive member {_shown(relative)!r}: device or special file refused")
 
 
 def extract_archive(*, archive: Path, target: Path, limits: Limits | None = None) -> None:

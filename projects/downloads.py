@@ -78,10 +78,36 @@ def guarded_client(*, timeout: float | None = None, allow_private: bool | None =
 
 
 def check_url(url: str) -> str:
-    parts = urlsplit(url.strip())
+    try:
+        parts = urlsplit(url.strip())
+        parts.port  # noqa: B018  (raises for a port that is not a number from 0 to 65535)
+    except ValueError as error:
+        raise SourceError(f"url: not a valid link ({error})", field="url") from None
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in url.strip()):
+        raise SourceError("url: the link contains control characters", field="url")
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise SourceError("url: only http:// and https:// links are allowed", field="url")
     return url.strip()
+
+
+def check_link_addresses(url: str) -> None:
+    """When a link is added: refuse a host that resolves to a private address now (the download checks
+    again when it connects). A name that does not resolve yet is accepted: the server may be offline."""
+    if settings.REFACT_DOWNLOAD_ALLOW_PRIVATE:
+        return
+    parts = urlsplit(check_url(url))
+    host = (parts.hostname or "").strip("[]")
+    try:
+        infos = socket.getaddrinfo(host, parts.port or 443, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError):
+        return
+    refused = [str(info[4][0]) for info in infos if not address_allowed(str(info[4][0]))]
+    if refused:
+        raise SourceError(
+            f"url: {host} resolves to {refused[0]}, a private, loopback or link-local address "
+            "(REFACT_DOWNLOAD_ALLOW_PRIVATE)",
+            field="url",
+        )
 
 
 def download(*, url: str, destination: Path, max_bytes: int | None = None) -> int:

@@ -6,6 +6,11 @@ refused before git runs. git itself runs with protocol.allow limited to https an
 no system or global config, a throwaway HOME, no submodules, no symlinks, a timeout and a size cap.
 SSH host keys are pinned on first use (StrictHostKeyChecking=accept-new against the pinned lines):
 a changed key is refused, never silently accepted.
+
+The remote's host is resolved here and refused when any address is private, loopback or link-local
+(unless REFACT_GIT_ALLOW_PRIVATE); git and ssh are then pinned to the checked address, so a DNS
+answer that changes between the check and the connection cannot reach the inside network, and
+HTTP redirects are not followed (their target would escape the check).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -23,6 +29,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 
+from projects.downloads import address_allowed
 from projects.errors import SourceError
 
 SCP_STYLE = re.compile(r"^(?P<user>[A-Za-z0-9._-]+)@(?P<host>[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):(?P<path>[^\s]+)$")
@@ -51,7 +58,11 @@ def parse_remote(url: str, *, allow_local: bool | None = None) -> Remote:
         )
     if "::" in url.split("/", 1)[0]:
         raise SourceError("url: git transports such as ext:: are refused", field="url")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (raises for a port that is not a number from 0 to 65535)
+    except ValueError as error:
+        raise SourceError(f"url: not a valid remote ({error})", field="url") from None
     if parts.scheme == "https":
         if not parts.hostname or not HOST_NAME.match(parts.hostname):
             raise SourceError("url: the https remote needs a host name", field="url")
@@ -78,6 +89,52 @@ def parse_remote(url: str, *, allow_local: bool | None = None) -> Remote:
     )
 
 
+def remote_host_port(remote: Remote) -> tuple[str, int] | None:
+    """The network host and port git will connect to; None for local remotes."""
+    if remote.kind == "local":
+        return None
+    if remote.kind == "https" or remote.url.startswith("ssh://"):
+        parts = urlsplit(remote.url)
+        if not parts.hostname:
+            return None
+        return parts.hostname.strip("[]"), parts.port or (443 if remote.kind == "https" else 22)
+    match = SCP_STYLE.match(remote.url)
+    return (match.group("host").strip("[]"), 22) if match else None
+
+
+def remote_addresses(remote: Remote, *, allow_private: bool | None = None) -> list[str]:
+    """Resolve the remote's host; SourceError when it cannot be resolved or any address is not public."""
+    allow_private = settings.REFACT_GIT_ALLOW_PRIVATE if allow_private is None else allow_private
+    target = remote_host_port(remote)
+    if target is None:
+        return []
+    host, port = target
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as error:
+        raise SourceError(f"url: cannot resolve {host}: {getattr(error, 'strerror', error)}", field="url") from None
+    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+    if not allow_private:
+        refused = [address for address in addresses if not address_allowed(address)]
+        if refused:
+            raise SourceError(
+                f"url: {host} resolves to {refused[0]}, a private, loopback or link-local address "
+                "(REFACT_GIT_ALLOW_PRIVATE)",
+                field="url",
+            )
+    return addresses
+
+
+def remote_check_addresses(remote: Remote) -> None:
+    """When a source is added: refuse a host that resolves to a private address now. A name that does
+    not resolve yet is accepted (the server may be offline); the clone checks again when it connects."""
+    try:
+        remote_addresses(remote)
+    except SourceError as error:
+        if "cannot resolve" not in error.message:
+            raise
+
+
 def check_branch(branch: str) -> str:
     branch = branch.strip()
     if branch and not BRANCH.match(branch):
@@ -99,7 +156,8 @@ class GitClient:
         self.ssh = ssh
         self.known_hosts_after = ""
 
-    def _environment(self, home: Path) -> dict[str, str]:
+    def _environment(self, home: Path, *, addresses: list[str] | None = None) -> dict[str, str]:
+        """git's environment; `addresses` (checked by remote_addresses) pin where git and ssh connect."""
         environment = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": str(home),
@@ -111,15 +169,25 @@ class GitClient:
             "SSH_ASKPASS": "/bin/false",
             "GIT_LFS_SKIP_SMUDGE": "1",
         }
+        # An operator's own certificate authority (a self-hosted git server) is honoured.
+        for name in ("GIT_SSL_CAINFO", "SSL_CERT_FILE", "SSL_CERT_DIR"):
+            if os.environ.get(name):
+                environment[name] = os.environ[name]
         allowed = ["https", "ssh"] + (["file"] if self.remote.kind == "local" else [])
         config = [("protocol.allow", "never")] + [(f"protocol.{name}.allow", "always") for name in allowed]
         config += [
             ("core.symlinks", "false"),
             ("core.hooksPath", os.devnull),
             ("submodule.recurse", "false"),
-            ("http.followRedirects", "initial"),
+            # A redirect could lead to an address that was never checked: git follows none.
+            ("http.followRedirects", "false"),
             ("credential.helper", ""),
         ]
+        target = remote_host_port(self.remote)
+        if addresses and target is not None and self.remote.kind == "https":
+            host, port = target
+            pinned = ",".join(f"[{a}]" if ":" in a else a for a in addresses)
+            config.append(("http.curloptResolve", f"{host}:{port}:{pinned}"))
         if self.remote.kind == "ssh":
             key_file = home / "id_ed25519"
             known_hosts = home / "known_hosts"
@@ -141,6 +209,9 @@ class GitClient:
                 "-o",
                 "ConnectTimeout=20",
             ]
+            if addresses:
+                # Connect to the checked address; host keys stay recorded under the name the user gave.
+                command += ["-o", f"HostName={addresses[0]}", "-o", f"HostKeyAlias={self.remote.ssh_host}"]
             if self.ssh and self.ssh.private_key:
                 fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
                 with os.fdopen(fd, "wb") as handle:
@@ -162,8 +233,11 @@ class GitClient:
         cwd: Path | None = None,
         watch: Path | None = None,
         on_tick: Callable[[], None] | None = None,
+        network: bool = False,
     ) -> str:
-        environment = self._environment(home)
+        # Resolved and checked right before git connects, and git is pinned to what was checked.
+        addresses = remote_addresses(self.remote) if network else None
+        environment = self._environment(home, addresses=addresses)
         max_bytes = settings.REFACT_GIT_MAX_MB * 1024 * 1024
         deadline = time.monotonic() + settings.REFACT_GIT_TIMEOUT_SECONDS
         # Fixed argv, no shell; the remote was checked by parse_remote and follows "--".
@@ -222,6 +296,7 @@ class GitClient:
                     home=Path(home),
                     watch=staging,
                     on_tick=on_tick,
+                    network=True,
                 )
                 head = self._run(["rev-parse", "HEAD"], home=Path(home), cwd=staging / "tree").strip()
             if target.exists():
@@ -242,6 +317,7 @@ class GitClient:
                 cwd=target,
                 watch=target,
                 on_tick=on_tick,
+                network=True,
             )
             self._run(["reset", "--hard", "--quiet", "FETCH_HEAD"], home=Path(home), cwd=target)
             self._run(["clean", "-ffdxq"], home=Path(home), cwd=target)

@@ -155,9 +155,10 @@ def _unique_source_name(project: Project, wanted: str) -> str:
 def source_add_git(
     *, project: Project, url: str, branch: str = "", ssh_key: SshKey | None = None, actor: Any = None
 ) -> Source:
-    from projects.gitclient import check_branch, parse_remote
+    from projects.gitclient import check_branch, parse_remote, remote_check_addresses
 
     remote = parse_remote(url)
+    remote_check_addresses(remote)
     branch = check_branch(branch)
     if ssh_key is not None and remote.kind != "ssh":
         raise ApplicationError(
@@ -181,9 +182,10 @@ def source_add_git(
 def source_add_link(*, project: Project, url: str, actor: Any = None) -> Source:
     from urllib.parse import urlsplit
 
-    from projects.downloads import check_url
+    from projects.downloads import check_link_addresses, check_url
 
     url = check_url(url)
+    check_link_addresses(url)
     file_name = urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1]
     if not is_archive_name(file_name):
         raise ApplicationError("url: the link must name a .zip, .tar.gz, .tgz, .tar.bz2 or .tar file", field="url")

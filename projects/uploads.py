@@ -9,10 +9,8 @@ from django.core.files.uploadhandler import FileUploadHandler, load_handler
 from django.http import HttpRequest
 
 from projects.services import upload_limit_bytes, upload_too_large_message
+from refact_site.bodylimit import ENVELOPE_BYTES
 from refact_site.exceptions import ApplicationError
-
-# Room for the multipart envelope and the other form fields.
-ENVELOPE_BYTES = 64 * 1024
 
 
 class TooLarge(ApplicationError):

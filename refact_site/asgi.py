@@ -14,11 +14,12 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from hosting.asgi import with_plugin_fast_path  # noqa: E402
+from refact_site.bodylimit import BodySizeLimitMiddleware  # noqa: E402
 from refact_site.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": with_plugin_fast_path(django_asgi_app),
+        "http": BodySizeLimitMiddleware(with_plugin_fast_path(django_asgi_app)),
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

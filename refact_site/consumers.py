@@ -46,8 +46,9 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         if self.group:
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
-    async def receive_json(self, content: Any, **kwargs: Any) -> None:
-        # Sockets are for server pushes; anything the browser sends is ignored.
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
+        # Sockets are for server pushes; anything the browser sends is ignored unread (decoding it first
+        # would let a malformed frame raise and take the socket down).
         return None
 
     async def live_event(self, message: dict[str, Any]) -> None:

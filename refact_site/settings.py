@@ -191,7 +191,7 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "refact_site.exceptions.api_exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     # JSON bodies only; upload endpoints opt into multipart themselves.
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["refact_site.parsers.JSONParser"],
     # OPTIONS introspection is not part of our API (and DRF's would call get_object on list views).
     "DEFAULT_METADATA_CLASS": None,
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
@@ -311,6 +311,9 @@ REFACT_LICENSE_WARNING_DAYS = env_int("REFACT_LICENSE_WARNING_DAYS", 14, minimum
 # --- projects ---
 # Hostile input crosses one guarded door each; these are the doors' limits.
 REFACT_UPLOAD_MAX_MB = env_int("REFACT_UPLOAD_MAX_MB", 1024, minimum=1)
+# Any other request body (JSON of the APIs, forms); a prompt may be 4,000,000 characters. Over it: 413.
+REFACT_REQUEST_MAX_MB = env_int("REFACT_REQUEST_MAX_MB", 32, minimum=1)
+DATA_UPLOAD_MAX_MEMORY_SIZE = REFACT_REQUEST_MAX_MB * 1024 * 1024
 REFACT_DOWNLOAD_MAX_MB = env_int("REFACT_DOWNLOAD_MAX_MB", 1024, minimum=1)
 REFACT_DOWNLOAD_TIMEOUT_SECONDS = env_int("REFACT_DOWNLOAD_TIMEOUT_SECONDS", 300, minimum=1)
 # Off in production: a link could otherwise reach services inside the network (SSRF).
@@ -319,6 +322,8 @@ REFACT_GIT_TIMEOUT_SECONDS = env_int("REFACT_GIT_TIMEOUT_SECONDS", 600, minimum=
 REFACT_GIT_MAX_MB = env_int("REFACT_GIT_MAX_MB", 2048, minimum=1)
 # Local paths and file:// remotes read the server's own disk; only tests turn this on.
 REFACT_GIT_ALLOW_LOCAL = env_bool("REFACT_GIT_ALLOW_LOCAL", False)
+# Off in production: a git remote could otherwise reach services inside the network (SSRF), like a link.
+REFACT_GIT_ALLOW_PRIVATE = env_bool("REFACT_GIT_ALLOW_PRIVATE", False)
 REFACT_ARCHIVE_MAX_MEMBERS = env_int("REFACT_ARCHIVE_MAX_MEMBERS", 200_000, minimum=1)
 REFACT_ARCHIVE_MAX_MB = env_int("REFACT_ARCHIVE_MAX_MB", 8192, minimum=1)
 REFACT_ARCHIVE_MAX_RATIO = env_int("REFACT_ARCHIVE_MAX_RATIO", 200, minimum=1)

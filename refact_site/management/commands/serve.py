@@ -63,10 +63,14 @@ class Command(BaseCommand):
         import daphne.server
         from daphne.http_protocol import HTTPFactory
 
+        from refact_site.daphne_limits import LimitedWebRequest
+
         class NoDelayHTTPFactory(HTTPFactory):
             def buildProtocol(self, addr: Any) -> Any:
                 protocol = super().buildProtocol(addr)
                 if protocol is not None:
+                    # Bodies over the cap are refused while they arrive, before Twisted stores them.
+                    protocol.requestFactory = LimitedWebRequest
                     made = protocol.connectionMade
 
                     def connection_made() -> None:

@@ -1,0 +1,58 @@
+"""The body cap inside daphne: Twisted writes a request body to a temporary file before daphne hands the
+request to the application, so the cap must act while the bytes arrive. Imported by `manage.py serve`
+only, after daphne has installed its reactor."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from daphne.http_protocol import WebRequest
+
+from refact_site.bodylimit import body_limit_for, too_large_response
+
+
+class LimitedWebRequest(WebRequest):
+    """daphne's request, answering 413 and closing the connection once the body passes the path's cap."""
+
+    body_limit = 0
+    body_received = 0
+    body_refused = False
+
+    def gotLength(self, length: int | None) -> None:  # noqa: N802 (Twisted's name)
+        # The request line is parsed before the headers; Twisted keeps its path on the channel until then.
+        raw_path = getattr(self.channel, "_path", b"") or b""
+        path = raw_path.split(b"?", 1)[0].decode("latin-1")
+        self.body_limit = body_limit_for(path)
+        self.body_path = path
+        if length is not None and length > self.body_limit:
+            super().gotLength(0)  # an in-memory buffer that will stay empty
+            self._refuse()
+            return
+        super().gotLength(length)
+
+    def handleContentChunk(self, data: bytes) -> None:  # noqa: N802 (Twisted's name)
+        if self.body_refused:
+            return
+        self.body_received += len(data)
+        if self.body_received > self.body_limit:
+            self._refuse()
+            return
+        super().handleContentChunk(data)
+
+    def requestReceived(self, command: bytes, path: bytes, version: bytes) -> Any:  # noqa: N802
+        if self.body_refused:
+            return None
+        return super().requestReceived(command, path, version)
+
+    def _refuse(self) -> None:
+        self.body_refused = True
+        content_type, body = too_large_response(self.body_path)
+        head = (
+            b"HTTP/1.1 413 Content Too Large\r\n"
+            b"Content-Type: " + content_type + b"\r\n"
+            b"Content-Length: " + str(len(body)).encode() + b"\r\n"
+            b"Connection: close\r\n\r\n"
+        )
+        transport = self.channel.transport
+        transport.write(head + body)
+        transport.loseConnection()
