@@ -128,7 +128,12 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": f"{REDIS_PREFIX}:channels"},
+            "CONFIG": {
+                # A socket waits for its messages with BZPOPMIN blocking 5 s, and redis-py's default read
+                # timeout is also 5 s: without a longer one every idle websocket dies with a TimeoutError.
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 15, "socket_connect_timeout": 2}],
+                "prefix": f"{REDIS_PREFIX}:channels",
+            },
         }
     }
 else:
