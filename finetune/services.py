@@ -26,6 +26,7 @@ from projects.models import Project
 from projects.selectors import project_training_files
 from refact_site.exceptions import ApplicationError, ConflictError
 from refact_site.live import group_name, publish
+from refact_site.text import count_noun
 
 MIN_FILES = 2  # one to train on, one to test on
 GPU_LIST = re.compile(r"^\d{1,2}(,\d{1,2})*$")
@@ -131,7 +132,7 @@ def finetune_run_create(
         )
         for file in files
     )
-    run_log(run=run, text=f"queued: {len(files)} files of project {project.name}, model {base_model}")
+    run_log(run=run, text=f"queued: {count_noun(len(files), 'file')} of project {project.name}, model {base_model}")
     run.enqueue()
     _audit(user, "finetune.start", run, model=base_model)
     return run

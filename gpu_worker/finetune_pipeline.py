@@ -35,6 +35,7 @@ from hosting.catalogue import FINETUNE, ModelSpec
 from hosting.selectors import model_get
 from refact_site.exceptions import ApplicationError
 from refact_site.jobs import keepalive
+from refact_site.text import count_noun
 
 logger = logging.getLogger(__name__)
 
@@ -188,7 +189,7 @@ class Pipeline:
             row.sha256: row.loss
             for row in FilterLossCache.objects.filter(model=self.spec.name, sha256__in=[f.sha256 for f in pending])
         }
-        self.log(f"stage 2: {len(pending)} files ({len(cached)} cached), loss threshold {threshold:g}")
+        self.log(f"stage 2: {count_noun(len(pending), 'file')} ({len(cached)} cached), loss threshold {threshold:g}")
         started = time.monotonic()
         for start in range(0, len(pending), FILTER_BATCH_FILES):
             chunk = pending[start : start + FILTER_BATCH_FILES]

@@ -216,6 +216,9 @@ class Engine:
         self.device = device
         self.requested_n_ctx = n_ctx
         self.loras = loras
+        # peft keeps adapters in a torch ModuleDict, whose keys may not contain "." while published
+        # names do (`base:run:iter0040-testloss1.234`): load each under an internal name instead.
+        self.adapter_names = {name: f"lora{index}" for index, name in enumerate(loras)}
         self.max_batch = max_batch
         self.fim = fim
         self.ready = threading.Event()
@@ -251,10 +254,10 @@ class Engine:
         if self.loras:
             from peft import PeftModel
 
-            names = list(self.loras)
-            model = PeftModel.from_pretrained(model, self.loras[names[0]], adapter_name=names[0])
-            for name in names[1:]:
-                model.load_adapter(self.loras[name], adapter_name=name)
+            first, *others = self.loras
+            model = PeftModel.from_pretrained(model, self.loras[first], adapter_name=self.adapter_names[first])
+            for name in others:
+                model.load_adapter(self.loras[name], adapter_name=self.adapter_names[name])
             model.eval()
         self.model = model
         config = model.config
@@ -353,7 +356,7 @@ class Engine:
             return contextlib.nullcontext()
         if adapter == BASE:
             return self.model.disable_adapter()
-        self.model.set_adapter(adapter)
+        self.model.set_adapter(self.adapter_names[adapter])
         return contextlib.nullcontext()
 
     def _generate(self, batch: list[Request]) -> None:

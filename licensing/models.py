@@ -3,6 +3,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from refact_site.text import count_noun
+
 
 class License(models.Model):
     """An activated license token. Rows are kept when replaced or removed (history, audit)."""
@@ -27,4 +29,4 @@ class License(models.Model):
         ordering = ["-activated_at", "-id"]
 
     def __str__(self) -> str:
-        return f"{self.customer} ({self.seats} seats, until {self.expires_at:%Y-%m-%d})"
+        return f"{self.customer} ({count_noun(self.seats, 'seat')}, until {self.expires_at:%Y-%m-%d})"

@@ -13,6 +13,7 @@ from django.views.decorators.http import require_POST
 from licensing.selectors import license_state, seats_used
 from licensing.services import license_activate, license_remove
 from refact_site.exceptions import ApplicationError
+from refact_site.text import count_noun
 
 
 def settings_section(request: HttpRequest) -> str:
@@ -34,7 +35,7 @@ def activate(request: HttpRequest) -> HttpResponse:
     except ApplicationError as error:
         messages.error(request, f"License not activated: {error.message}")
     else:
-        messages.success(request, f"License activated: {license.customer}, {license.seats} seats")
+        messages.success(request, f"License activated: {license.customer}, {count_noun(license.seats, 'seat')}")
     return _back()
 
 

@@ -20,6 +20,7 @@ from projects.models import REASONS, Source
 from projects.scanning import scan_state
 from projects.uploads import TooLarge, check_upload_size, limited_upload_handlers
 from refact_site.exceptions import ApplicationError, NotFoundError
+from refact_site.text import count_noun
 
 FILES_PER_PAGE = 100
 
@@ -233,7 +234,7 @@ def filter_save(request: HttpRequest, project_id: int) -> HttpResponse:
     except ApplicationError as error:
         messages.error(request, error.message)
     else:
-        messages.success(request, f"File Type Filter saved; {changed} file(s) changed state.")
+        messages.success(request, f"File Type Filter saved; {count_noun(changed, 'file')} changed state.")
     return _back(request, project.pk, "filter")
 
 

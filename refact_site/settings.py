@@ -134,7 +134,9 @@ if REDIS_URL:
             "CONFIG": {
                 # redis-py 8 reads with a 5 s socket timeout by default, the same 5 s that channels-redis
                 # blocks in BZPOPMIN: every idle socket's receive then died with "Timeout reading".
-                "hosts": [{"address": REDIS_URL, "socket_timeout": CHANNEL_LAYER_SOCKET_TIMEOUT}],
+                "hosts": [
+                    {"address": REDIS_URL, "socket_timeout": CHANNEL_LAYER_SOCKET_TIMEOUT, "socket_connect_timeout": 2}
+                ],
                 "prefix": f"{REDIS_PREFIX}:channels",
             },
         }

@@ -24,3 +24,9 @@ export function liveSocket(path, onEvent) {
   open();
   return { close: () => socket && socket.close() };
 }
+
+// Forms that destroy something ask first. A data attribute, not an inline onsubmit: the CSP forbids inline JS.
+document.addEventListener("submit", (event) => {
+  const form = event.target.closest("form[data-confirm]");
+  if (form && !window.confirm(form.dataset.confirm)) event.preventDefault();
+});

@@ -27,16 +27,20 @@ function draw() {
   if (high - low < 1e-6) { high += 0.5; low -= 0.5; }
   const x = (step) => left + (step / maxStep) * (width - left - right);
   const y = (loss) => top + (1 - (loss - low) / (high - low)) * (height - top - bottom);
+  // Enough decimals that the five grid labels differ, however close the losses are.
+  const digits = Math.min(6, Math.max(2, Math.ceil(-Math.log10((high - low) / 4)) + 1));
   for (let i = 0; i <= 4; i++) {
     const value = low + ((high - low) * i) / 4;
     el("line", { x1: left, x2: width - right, y1: y(value), y2: y(value), class: "grid" }, svg);
-    el("text", { x: left - 6, y: y(value) + 4, "text-anchor": "end", class: "axis" }, svg).textContent = value.toFixed(2);
+    el("text", { x: left - 6, y: y(value) + 4, "text-anchor": "end", class: "axis" }, svg).textContent = value.toFixed(digits);
   }
   el("text", { x: width - right, y: height - 8, "text-anchor": "end", class: "axis" }, svg).textContent = `step ${maxStep}`;
   const line = (series, cls) => {
     if (!series.length) return;
     el("polyline", { points: series.map((p) => `${x(p.step)},${y(p.loss)}`).join(" "), class: cls }, svg);
-    for (const p of series.length < 60 && cls === "test" ? series : []) el("circle", { cx: x(p.step), cy: y(p.loss), r: 2.5, class: cls }, svg);
+    // A line through one point draws nothing: mark points as dots while there are few of them.
+    const dots = series.length === 1 || (cls === "test" && series.length < 60);
+    for (const p of dots ? series : []) el("circle", { cx: x(p.step), cy: y(p.loss), r: 2.5, class: cls }, svg);
   };
   line(state.train, "train");
   line(state.test, "test");
@@ -65,6 +69,10 @@ function setStatus(e) {
   field("eta").textContent = e.eta_seconds ? `ETA ${formatSeconds(e.eta_seconds)}` : "ETA –";
   field("error").hidden = !e.error;
   field("error").textContent = e.error || "";
+  // Cancel while the run works, delete once it has stopped: the buttons follow the status live.
+  const finished = ["completed", "failed", "cancelled", "interrupted"].includes(e.status);
+  root.querySelector("[data-action=cancel]").disabled = finished;
+  root.querySelector("[data-action=delete]").disabled = !finished;
   if (["completed", "failed", "cancelled", "interrupted"].includes(e.status) && root.dataset.finished !== "1") {
     root.dataset.finished = "1";
     if (e.status === "completed") setTimeout(() => location.reload(), 1500); // the evaluation report is server-rendered

@@ -5,12 +5,6 @@ for (const box of document.querySelectorAll("input[data-autosubmit]")) {
   box.addEventListener("change", () => box.form.submit());
 }
 
-for (const form of document.querySelectorAll("form[data-confirm]")) {
-  form.addEventListener("submit", (event) => {
-    if (!window.confirm(form.dataset.confirm)) event.preventDefault();
-  });
-}
-
 // Upload through the API so the browser can report progress; the plain form still works without JS.
 const uploadForm = document.getElementById("upload-form");
 const sources = document.getElementById("sources");

@@ -24,6 +24,8 @@ FIM_JSON = json.dumps(
         "eot_token": QWEN_FIM.eot_token,
     }
 )
+# A published LoRA name: its checkpoint part has a dot, which peft refuses in an adapter name.
+LORA = "tiny-test:run1:iter0005-testloss1.234"
 PROMPT = "def fibonacci(n):\n    "
 
 
@@ -50,7 +52,7 @@ def lora_dir(model_dir, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(model_dir, lora_dir):
-    extra = ["--fim", FIM_JSON, "--n-ctx", "512", "--lora", f"tiny-test:run1:ckpt5={lora_dir}"]
+    extra = ["--fim", FIM_JSON, "--n-ctx", "512", "--lora", f"{LORA}={lora_dir}"]
     with running_inference_server(model_dir=model_dir, extra=extra) as process:
         yield process
 
@@ -74,7 +76,7 @@ def test_health_and_models(server):
     health = httpx.get(f"{server.url}/health").json()
     assert health["status"] == "ready" and health["n_ctx"] == 512
     ids = [model["id"] for model in httpx.get(f"{server.url}/v1/models").json()["data"]]
-    assert ids == ["tiny-test", "tiny-test:run1:ckpt5"]
+    assert ids == ["tiny-test", LORA]
 
 
 def test_greedy_completion_matches_bare_generate(client, model_dir):
@@ -171,11 +173,11 @@ def test_sampling_with_temperature_and_top_p(client):
 
 def test_lora_changes_the_greedy_output(client):
     base = client.completions.create(model="tiny-test", prompt=PROMPT, max_tokens=12, temperature=0)
-    lora = client.completions.create(model="tiny-test:run1:ckpt5", prompt=PROMPT, max_tokens=12, temperature=0)
+    lora = client.completions.create(model=LORA, prompt=PROMPT, max_tokens=12, temperature=0)
     again = client.completions.create(model="tiny-test", prompt=PROMPT, max_tokens=12, temperature=0)
     assert lora.choices[0].text != base.choices[0].text
     assert again.choices[0].text == base.choices[0].text  # the adapter is chosen per request
-    assert lora.model == "tiny-test:run1:ckpt5"
+    assert lora.model == LORA
 
 
 def test_bad_bodies_name_the_field(client, server):

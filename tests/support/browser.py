@@ -39,10 +39,13 @@ def browser_page(*, viewport: tuple[int, int] = (1366, 860)) -> Iterator:
         violations: list[str] = []
         page.on(
             "console",
-            lambda msg: violations.append(msg.text) if "Content Security Policy" in msg.text else None,
+            lambda msg: violations.append(f"{page.url}: {msg.text}") if "Content Security Policy" in msg.text else None,
         )
         try:
             yield page
+        except BaseException:
+            screenshot(page, "failure")  # what the page showed when the test failed
+            raise
         finally:
             context.close()
             browser.close()
@@ -50,8 +53,10 @@ def browser_page(*, viewport: tuple[int, int] = (1366, 860)) -> Iterator:
 
 
 def screenshot(page, name: str) -> Path:
-    """Save a full-page screenshot as a test artifact (test-artifacts/<name>.png)."""
-    ARTIFACTS.mkdir(exist_ok=True)
+    """Save a full-page screenshot as a test artifact (test-artifacts/<name>.png; NAME may hold a folder)."""
     path = ARTIFACTS / f"{name}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # From the top: a full-page capture keeps the scroll offset, which shifts the sticky sidebar.
+    page.evaluate("window.scrollTo(0, 0)")
     page.screenshot(path=str(path), full_page=True)
     return path

@@ -43,9 +43,12 @@ def running_inference_server(
         if popen.poll() is not None:
             raise AssertionError(f"inference server exited with {popen.returncode}:\n{process.log()}")
         try:
-            return httpx.get(f"{process.url}/health", timeout=2).status_code == 200
+            health = httpx.get(f"{process.url}/health", timeout=2)
         except httpx.HTTPError:
             return False
+        if health.status_code == 503 and health.json().get("status") == "failed":
+            raise AssertionError(f"inference server failed to load: {health.json()['reason']}")
+        return health.status_code == 200
 
     try:
         wait_until(ready, timeout=timeout, message="the inference server to be ready")

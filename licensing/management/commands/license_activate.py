@@ -4,6 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from licensing.services import license_activate
 from refact_site.exceptions import ApplicationError
+from refact_site.text import count_noun
 
 
 class Command(BaseCommand):
@@ -18,6 +19,6 @@ class Command(BaseCommand):
         except ApplicationError as error:
             raise CommandError(error.message) from None
         self.stdout.write(
-            f"License activated: {license.customer}, {license.seats} seats, "
+            f"License activated: {license.customer}, {count_noun(license.seats, 'seat')}, "
             f"valid until {license.expires_at:%Y-%m-%d %H:%M} UTC"
         )
