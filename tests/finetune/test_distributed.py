@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from finetune.models import FinetuneRun
+from finetune.services import finetune_run_create
+from gpu_worker import finetune_core as core
+from gpu_worker.finetune_pipeline import finetune_run_execute
+from tests.finetune.conftest import FAST
+
+
+@pytest.mark.parametrize("world", [1, 2, 3, 8])
+@pytest.mark.parametrize("count", [0, 1, 7, 8, 128, 130])
+def test_shards_are_disjoint_balanced_and_cover_every_block(count, world):
+    shards = [core.shard(count, rank, world) for rank in range(world)]
+    seen = [index for part in shards for index in part]
+    assert sorted(seen) == list(range(count))  # all of them, each once
+    assert max(map(len, shards)) - min(map(len, shards)) <= 1
+
+
+def test_step_batches_are_full_and_the_same_on_every_rank(tiny_model, training_files):
+    from transformers import AutoTokenizer
+
+    from gpu_worker.finetune_pipeline import weights_location
+    from hosting.selectors import model_get
+
+    spec = model_get("tiny-test")
+    tokenizer = AutoTokenizer.from_pretrained(weights_location(spec))
+    texts = [file.absolute_path.read_text() for file in training_files[:3]]
+    first = core.step_batches(texts, tokenizer, spec.fim, ctx=64, batch_size=5)
+    again = core.step_batches(texts, tokenizer, spec.fim, ctx=64, batch_size=5)
+    batches = [next(first) for _ in range(40)]  # runs over epoch boundaries
+    assert all(batch.shape == (5, 64) for batch in batches)
+    assert all(bool((batch == next(again)).all()) for batch in batches)
+    resumed = core.step_batches(texts, tokenizer, spec.fim, ctx=64, batch_size=5, skip_steps=30)
+    assert bool((next(resumed) == batches[30]).all())
+
+
+def test_two_cpu_ranks_train_data_parallel(tiny_model, training_files, project, settings):
+    """gloo over two CPU processes: the same pipeline, effective batch and results as one process."""
+    settings.REFACT_FINETUNE_CPU_WORLD_SIZE = 2
+    started = time.monotonic()
+    run = finetune_run_create(project=project, base_model="tiny-test", name="ddp", parameters=FAST)
+    finetune_run_execute(run.pk)
+    run.refresh_from_db()
+    log = "\n".join(run.log_lines.values_list("text", flat=True))
+    assert run.status == FinetuneRun.COMPLETED, log
+    assert "data-parallel on 2 ranks (cpu, cpu)" in log
+
+    # every step trained the whole batch, split over the ranks: what one process accumulates
+    per_step = FAST["batch_size"] * FAST["model_ctx_size"]
+    points = list(run.metrics.filter(step__gt=0).order_by("step"))
+    assert [point.step for point in points] == list(range(1, run.steps_done + 1))
+    assert all(point.tokens == point.step * per_step for point in points)
+
+    start_loss = run.metrics.get(step=0).test_loss
+    assert min(point.test_loss for point in points if point.test_loss is not None) < start_loss
+    checkpoints = list(run.checkpoints.all())
+    assert len(checkpoints) >= 2
+    best = [checkpoint for checkpoint in checkpoints if checkpoint.is_best]
+    assert len(best) == 1 and best[0].test_loss == min(c.test_loss for c in checkpoints)
+    assert (settings.DATA_DIR / best[0].path / "adapter_model.safetensors").exists()
+    assert run.evaluation["checkpoint"] == best[0].name
+    assert time.monotonic() - started < 90
