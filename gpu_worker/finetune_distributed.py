@@ -337,7 +337,8 @@ def train_distributed(pipeline: Pipeline, devices: list[str], train_texts: list[
     def beat(**fields: Any) -> None:
         nonlocal cancelled, last_beat, stop_deadline
         last_beat = time.monotonic()
-        if cancelled:
+        if cancelled:  # keep the progress true while the ranks finish their step
+            pipeline.run.beat(**fields)
             return
         try:
             pipeline.beat(**fields)
