@@ -21,6 +21,24 @@ def test_shards_are_disjoint_balanced_and_cover_every_block(count, world):
     assert max(map(len, shards)) - min(map(len, shards)) <= 1
 
 
+def test_a_data_parallel_step_equals_one_process_accumulating_the_whole_batch(tmp_path):
+    """Uneven shares (5 samples over 2 ranks, micro-batches of 2): the same update as one process."""
+    import torch
+    import torch.multiprocessing
+
+    from gpu_worker.finetune_distributed import free_port
+    from tests.finetune import ddp_ranks
+
+    out = tmp_path / "rank0.pt"
+    torch.multiprocessing.spawn(ddp_ranks.one_step, args=(2, free_port(), 5, 2, str(out)), nprocs=2)
+    reference = ddp_ranks.TinyLM()
+    optimizer = torch.optim.SGD(reference.parameters(), lr=0.5)
+    core.train_step(reference, optimizer, [ddp_ranks.batch(5)], device=torch.device("cpu"), lr=0.5)
+    distributed = torch.load(out)
+    for name, value in reference.state_dict().items():
+        assert torch.allclose(distributed[name], value, atol=1e-6), name
+
+
 def test_step_batches_are_full_and_the_same_on_every_rank(tiny_model, training_files):
     from transformers import AutoTokenizer
 
