@@ -181,6 +181,8 @@ def step_batches(
         epoch = 0
         while True:
             packed = training_blocks(texts, tokenizer, fim, ctx=ctx, seed=seed * 1000 + epoch)
+            if not len(packed):
+                raise ValueError("no training tokens in the training files")
             order = torch.randperm(len(packed), generator=torch.Generator().manual_seed(seed * 1000 + epoch))
             yield from packed[order]
             epoch += 1

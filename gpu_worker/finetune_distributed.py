@@ -329,6 +329,7 @@ def train_distributed(pipeline: Pipeline, devices: list[str], train_texts: list[
         for rank in range(world)
     ]
     durations: list[float] = []
+    evaluation_seconds = [0.0]
     cancelled = False
     errors: list[str] = []
     stop_deadline = math.inf
@@ -363,10 +364,11 @@ def train_distributed(pipeline: Pipeline, devices: list[str], train_texts: list[
             pipeline.log(f"checkpoint {name} saved" + (" (best so far)" if name == pipeline.best_name() else ""))
         elif kind == "step":
             at, elapsed, eval_seconds = event[1:]
+            evaluation_seconds[0] = eval_seconds or evaluation_seconds[0]  # the last evaluation's duration
             durations.append(elapsed)
             per_step = robust_step_seconds(durations) or elapsed
             remaining = total - at
-            eta = per_step * remaining + eval_seconds * math.ceil(remaining / plan["eval_every"])
+            eta = per_step * remaining + evaluation_seconds[0] * math.ceil(remaining / plan["eval_every"])
             beat(steps_done=at, progress=100.0 * at / total, eta_seconds=eta)
         elif kind == "log":
             pipeline.log(event[1])

@@ -9,6 +9,7 @@ from finetune.models import FinetuneRun
 from finetune.services import finetune_run_create
 from gpu_worker import finetune_core as core
 from gpu_worker.finetune_pipeline import finetune_run_execute
+from refact_site.exceptions import ApplicationError
 from tests.finetune.conftest import FAST
 
 
@@ -37,6 +38,14 @@ def test_a_data_parallel_step_equals_one_process_accumulating_the_whole_batch(tm
     distributed = torch.load(out)
     for name, value in reference.state_dict().items():
         assert torch.allclose(distributed[name], value, atol=1e-6), name
+
+
+def test_more_gpus_than_samples_per_step_is_refused(tiny_model, training_files, project):
+    with pytest.raises(ApplicationError) as caught:
+        finetune_run_create(
+            project=project, base_model="tiny-test", name="wide", parameters={**FAST, "batch_size": 4}, gpus="0,1,2,3,4"
+        )
+    assert caught.value.field == "gpus" and "batch_size of at least 5" in caught.value.message
 
 
 def test_step_batches_are_full_and_the_same_on_every_rank(tiny_model, training_files):
