@@ -102,6 +102,12 @@ def finetune_run_create(
     gpu_indices = gpus_parse(gpus)
     if not gpu_indices and not spec.cpu_capable:
         raise ApplicationError(f"gpus: {base_model} is too large to fine-tune on the CPU; select GPUs", field="gpus")
+    if len(gpu_indices) > values["batch_size"]:
+        # Data-parallel training gives every GPU a share of each step's batch.
+        count = len(gpu_indices)
+        raise ApplicationError(
+            f"gpus: {count} GPUs need a batch_size of at least {count} (now {values['batch_size']})", field="gpus"
+        )
     files = project_training_files(project=project)
     if len(files) < MIN_FILES:
         raise ApplicationError(

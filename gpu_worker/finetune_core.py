@@ -162,6 +162,38 @@ def micro_batches(
         epoch += 1
 
 
+def shard(count: int, rank: int, world: int) -> range:
+    """Rank's contiguous part of `count` items: sizes differ by at most one, together they cover all."""
+    base, extra = divmod(count, world)
+    start = rank * base + min(rank, extra)
+    return range(start, start + base + (1 if rank < extra else 0))
+
+
+def step_batches(
+    texts: list[str], tokenizer: Any, fim: FimFormat, *, ctx: int, batch_size: int, skip_steps: int = 0, seed: int = 0
+) -> Iterator[torch.Tensor]:
+    """Endless optimizer-step batches of exactly batch_size blocks (epochs run into each other).
+
+    Every data-parallel rank draws the same sequence and trains on its `shard` of each batch.
+    """
+
+    def blocks() -> Iterator[torch.Tensor]:
+        epoch = 0
+        while True:
+            packed = training_blocks(texts, tokenizer, fim, ctx=ctx, seed=seed * 1000 + epoch)
+            if not len(packed):
+                raise ValueError("no training tokens in the training files")
+            order = torch.randperm(len(packed), generator=torch.Generator().manual_seed(seed * 1000 + epoch))
+            yield from packed[order]
+            epoch += 1
+
+    stream = blocks()
+    for _ in range(skip_steps * batch_size):
+        next(stream)
+    while True:
+        yield torch.stack([next(stream) for _ in range(batch_size)])
+
+
 # --- LoRA ---
 
 

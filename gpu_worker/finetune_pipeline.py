@@ -49,6 +49,7 @@ FILTER_BATCH_FILES = 32
 CPU_MICRO_BATCH = 8
 GPU_MICRO_BATCH = 8
 LOW_MEMORY_MICRO_BATCH = 2
+FRESH_STATE: dict[str, Any] = {"step": 0, "best_test_loss": math.inf, "stale_evaluations": 0, "tokens": 0}
 
 
 class Cancelled(Exception):
@@ -136,6 +137,18 @@ class Pipeline:
                 )
         elif not spec.cpu_capable:
             raise ApplicationError(f"{spec.name} is too large to fine-tune on the CPU", field="gpus")
+        # Several GPUs train data-parallel; the CPU world size > 1 exists for tests and benchmarks.
+        self.devices = (
+            [f"cuda:{index}" for index in self.run.gpus]
+            if self.run.gpus
+            else ["cpu"] * settings.REFACT_FINETUNE_CPU_WORLD_SIZE
+        )
+        if len(self.devices) > int(self.parameters["batch_size"]):
+            raise ApplicationError(
+                f"batch_size: {self.parameters['batch_size']} is smaller than the {len(self.devices)} devices "
+                "training in parallel; raise it or select fewer GPUs",
+                field="batch_size",
+            )
         count = self.run.files.count()
         if count < MIN_FILES:
             raise ApplicationError(f"too few files: {count}, at least {MIN_FILES} are needed", field="project")
@@ -155,11 +168,14 @@ class Pipeline:
         torch.manual_seed(0)
         self.filter()
         train_texts, test_texts = self.split()
-        if len(self.run.gpus) > 1:
+        if len(self.devices) > 1:
             from gpu_worker.finetune_distributed import train_distributed
 
+            # The ranks load their own copies: free this one (and its GPU memory) meanwhile.
             del self.model
-            train_distributed(self)
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+            train_distributed(self, self.devices, train_texts, test_texts)
             self.model, self.tokenizer = core.load_base(weights_location(spec), self.device)
         else:
             self.train(train_texts, test_texts)
@@ -405,31 +421,38 @@ class Pipeline:
         run_checkpoint_record(run=self.run, name=name, step=step, train_loss=train_loss, test_loss=test_loss, path=path)
         self.log(f"checkpoint {name} saved" + (" (best so far)" if name == self.best_name() else ""))
 
-    def resume_state(self, optimizer: Any) -> dict[str, Any]:
+    def resume_point(self) -> dict[str, Any] | None:
+        """The last checkpoint's saved state (None: start fresh), with the database trimmed back to it."""
         import torch
-        from peft import set_peft_model_state_dict
-        from safetensors.torch import load_file
 
-        fresh = {"step": 0, "best_test_loss": math.inf, "stale_evaluations": 0, "tokens": 0}
         # Half-written checkpoints of a killed worker never became checkpoints.
         for staging in self.directory.glob("checkpoints/.*.tmp"):
             shutil.rmtree(staging, ignore_errors=True)
         resume = self.directory / "resume.pt"
         if not resume.exists():
             self.run.metrics.all().delete()
-            return fresh
+            return None
         state = torch.load(resume, map_location="cpu", weights_only=False)
-        path = self.directory / "checkpoints" / state["checkpoint"]
-        set_peft_model_state_dict(self.model, load_file(path / "adapter_model.safetensors"))
-        optimizer.load_state_dict(state["optimizer"])
         # Points past the checkpoint were made by the killed worker and will be made again.
         self.run.metrics.filter(step__gt=state["step"]).delete()
         self.run.checkpoints.filter(step__gt=state["step"]).delete()
         for stray in (self.directory / "checkpoints").iterdir():
-            if not self.run.checkpoints.filter(name=stray.name).exists():
+            if stray.name != state["checkpoint"] and not self.run.checkpoints.filter(name=stray.name).exists():
                 shutil.rmtree(stray, ignore_errors=True)
         self.log(f"resuming from checkpoint {state['checkpoint']} (step {state['step']})")
-        return {key: state[key] for key in fresh}
+        return state
+
+    def resume_state(self, optimizer: Any) -> dict[str, Any]:
+        from peft import set_peft_model_state_dict
+        from safetensors.torch import load_file
+
+        state = self.resume_point()
+        if state is None:
+            return dict(FRESH_STATE)
+        path = self.directory / "checkpoints" / state["checkpoint"]
+        set_peft_model_state_dict(self.model, load_file(path / "adapter_model.safetensors"))
+        optimizer.load_state_dict(state["optimizer"])
+        return {key: state[key] for key in FRESH_STATE}
 
     def best_name(self) -> str | None:
         best = self.run.checkpoints.filter(is_best=True).first()

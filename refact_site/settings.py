@@ -179,6 +179,8 @@ REFACT_WORKER_THREADS = env_int("REFACT_WORKER_THREADS", 4, minimum=1, maximum=6
 REFACT_WORKER_NAME = env_str("REFACT_WORKER_NAME")
 # A worker whose heartbeat is older than this is considered gone; its running jobs are re-queued.
 REFACT_WORKER_STALE_SECONDS = env_int("REFACT_WORKER_STALE_SECONDS", 60, minimum=5)
+# Test/benchmark only: without selected GPUs, train data-parallel over this many CPU processes (gloo).
+REFACT_FINETUNE_CPU_WORLD_SIZE = env_int("REFACT_FINETUNE_CPU_WORLD_SIZE", 1, minimum=1, maximum=16)
 
 REST_FRAMEWORK = {
     # API key first: its "Bearer" challenge makes unauthenticated requests 401 (not 403).
