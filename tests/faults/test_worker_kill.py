@@ -20,7 +20,7 @@ from tests.support.server import running_worker, wait_until
 pytestmark = [pytest.mark.services_only, pytest.mark.django_db(transaction=True)]
 
 FILES = 9000  # about as many as the Redis fault needs to still be scanning when Redis goes
-KILL_FILES = 5000
+KILL_FILES = 8000
 WORKER = {
     "REFACT_WORKER_NAME": "fault-scan-worker",
     "REFACT_SCAN_PROCESSES": "1",  # one process: slow enough to be caught mid-way on any machine
