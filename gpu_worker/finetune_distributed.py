@@ -82,6 +82,8 @@ def rank_main(rank: int, job: RankJob, events: Any, stop: Event) -> None:
         events.put(("error", rank, traceback.format_exc(limit=8)))
         raise
     finally:
+        if os.getppid() != job.parent_pid:
+            events.cancel_join_thread()  # nobody reads the queue any more: do not wait to flush it
         if dist.is_initialized():
             dist.destroy_process_group()
 
@@ -206,6 +208,10 @@ def _train(rank: int, job: RankJob, events: Any, stop: Event) -> None:
         dist.all_reduce(summed)
         train_loss = float(summed[0]) / len(batch)
         step_tokens = int(summed[1])
+        if summed[2] > 0:
+            # Before this step leaves any trace: a cancelled run shows what its checkpoints and metrics
+            # say, and ranks orphaned by a killed worker write nothing its successor could trip on.
+            break
         step += 1
         tokens += step_tokens
         elapsed = time.monotonic() - started
@@ -239,8 +245,6 @@ def _train(rank: int, job: RankJob, events: Any, stop: Event) -> None:
                 events.put(("checkpoint", name, step, train_loss, evaluation))
         if leader:
             events.put(("step", step, elapsed, eval_seconds))
-        if summed[2] > 0:
-            break
         if evaluation is not None and stale >= job.early_stop_evaluations and step > job.warmup:
             if leader:
                 events.put(("log", f"early stop at step {step}: test loss has not improved for {stale} evaluations"))

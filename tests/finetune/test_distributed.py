@@ -90,7 +90,7 @@ def test_two_cpu_ranks_train_data_parallel_cancel_and_resume(
     run.refresh_from_db()
     assert run.status == FinetuneRun.CANCELLED, run.error
     first = run.checkpoints.get()
-    assert first.step < run.steps_done < 20  # the ranks stopped together, soon after the cancel
+    assert first.step <= run.steps_done < 20  # the ranks stopped together, soon after the cancel
     assert run.metrics.order_by("-step").first().step == run.steps_done
 
     # A worker that died mid-run: the next one resumes from the last checkpoint, on two ranks again.
