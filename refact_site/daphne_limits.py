@@ -10,6 +10,8 @@ from daphne.http_protocol import WebRequest
 
 from refact_site.bodylimit import body_limit_for, too_large_response
 
+UPLOAD_EXAMPLE = "/api/projects/1/sources/upload/"
+
 
 class LimitedWebRequest(WebRequest):
     """daphne's request, answering 413 and closing the connection once the body passes the path's cap."""
@@ -22,7 +24,9 @@ class LimitedWebRequest(WebRequest):
         # The request line is parsed before the headers; Twisted keeps its path on the channel until then.
         raw_path = getattr(self.channel, "_path", b"") or b""
         path = raw_path.split(b"?", 1)[0].decode("latin-1")
-        self.body_limit = body_limit_for(path)
+        # A channel that does not expose the path (another HTTP version): the largest cap of any path
+        # here; the ASGI middleware applies the path's own cap once the request reaches the application.
+        self.body_limit = body_limit_for(path) if path else max(body_limit_for("/"), body_limit_for(UPLOAD_EXAMPLE))
         self.body_path = path
         if length is not None and length > self.body_limit:
             super().gotLength(0)  # an in-memory buffer that will stay empty
