@@ -78,8 +78,8 @@ def free_port() -> int:
 def rank_main(rank: int, job: RankJob, events: Any, stop: Event) -> None:
     try:
         _train(rank, job, events, stop)
-    except BaseException:
-        events.put(("error", rank, traceback.format_exc(limit=8)))
+    except BaseException as error:
+        events.put(("error", rank, f"{type(error).__name__}: {error}".splitlines()[0], traceback.format_exc(limit=8)))
         raise
     finally:
         if os.getppid() != job.parent_pid:
@@ -333,7 +333,7 @@ def train_distributed(pipeline: Pipeline, devices: list[str], train_texts: list[
         for rank in range(world)
     ]
     durations: list[float] = []
-    evaluation_seconds = [0.0]
+    last_eval_seconds = 0.0  # the ETA counts the evaluations still to come at the last one's cost
     cancelled = False
     errors: list[str] = []
     stop_deadline = math.inf
@@ -353,6 +353,7 @@ def train_distributed(pipeline: Pipeline, devices: list[str], train_texts: list[
             stop_deadline = time.monotonic() + STOP_GRACE_SECONDS
 
     def handle(event: tuple) -> None:
+        nonlocal last_eval_seconds
         kind = event[0]
         if kind == "base":
             run_metric_record(run=pipeline.run, step=0, test_loss=event[1], lr=0.0)
@@ -368,16 +369,17 @@ def train_distributed(pipeline: Pipeline, devices: list[str], train_texts: list[
             pipeline.log(f"checkpoint {name} saved" + (" (best so far)" if name == pipeline.best_name() else ""))
         elif kind == "step":
             at, elapsed, eval_seconds = event[1:]
-            evaluation_seconds[0] = eval_seconds or evaluation_seconds[0]  # the last evaluation's duration
+            last_eval_seconds = eval_seconds or last_eval_seconds
             durations.append(elapsed)
             per_step = robust_step_seconds(durations) or elapsed
             remaining = total - at
-            eta = per_step * remaining + evaluation_seconds[0] * math.ceil(remaining / plan["eval_every"])
+            eta = per_step * remaining + last_eval_seconds * math.ceil(remaining / plan["eval_every"])
             beat(steps_done=at, progress=100.0 * at / total, eta_seconds=eta)
         elif kind == "log":
             pipeline.log(event[1])
         elif kind == "error":
             errors.append(f"rank {event[1]}: {event[2]}")
+            pipeline.log(f"rank {event[1]} failed:\n{event[3]}")
 
     try:
         for process in ranks:

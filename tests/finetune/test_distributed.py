@@ -120,3 +120,29 @@ def test_two_cpu_ranks_train_data_parallel_cancel_and_resume(
     assert (settings.DATA_DIR / best[0].path / "adapter_model.safetensors").exists()
     assert run.evaluation["checkpoint"] == best[0].name
     assert time.monotonic() - started < 240  # about 60 s on two free cores
+
+
+def test_a_failing_rank_fails_the_run_with_its_error(
+    tiny_model, training_files, project, settings, monkeypatch, tmp_path
+):
+    """No rank is left waiting in a collective: the run fails at once, naming the rank and its error."""
+    from gpu_worker import finetune_pipeline
+
+    settings.REFACT_FINETUNE_CPU_WORLD_SIZE = 2
+    real = finetune_pipeline.weights_location
+    calls = []
+
+    def weights_gone_after_the_filter(spec):
+        calls.append(spec.name)
+        return real(spec) if len(calls) == 1 else str(tmp_path)  # the ranks find no model there
+
+    monkeypatch.setattr(finetune_pipeline, "weights_location", weights_gone_after_the_filter)
+    run = finetune_run_create(project=project, base_model="tiny-test", name="broken", parameters=FAST)
+    started = time.monotonic()
+    finetune_run_execute(run.pk)
+    run.refresh_from_db()
+    assert run.status == FinetuneRun.FAILED
+    assert run.error.startswith("RuntimeError: data-parallel training failed: rank ")
+    assert "\n" not in run.error  # one line; the rank's traceback is in the log
+    assert "failed:\nTraceback" in "\n".join(run.log_lines.values_list("text", flat=True))
+    assert time.monotonic() - started < 120
