@@ -100,7 +100,7 @@ def test_resume_after_the_worker_process_is_killed(transactional_db, tiny_model,
     killed_at = run.checkpoints.order_by("-step").first().step
     time.sleep(6)  # the dead worker's heartbeat goes stale
     with running_worker(REFACT_WORKER_STALE_SECONDS="5"):
-        wait_until(lambda: finished(run), timeout=150, message="the resumed run to finish")
+        wait_until(lambda: finished(run), timeout=300, message="the resumed run to finish")
     log = "\n".join(run.log_lines.values_list("text", flat=True))
     assert run.status == FinetuneRun.COMPLETED, log
     assert run.attempts == 2
