@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -78,16 +79,11 @@ def ours(model_dir: str, args: argparse.Namespace) -> dict[str, float]:
     return {"tokens_per_s": real / seconds, "non_padding": real / tokens, "peak_mb": peak_mb(device)}
 
 
-def reference(model_dir: str, args: argparse.Namespace) -> dict[str, float]:
-    """The loop most people write: peft, one padded sample per row, AdamW. No helpers of ours."""
-    import random
-
+def plain_setup(model_dir: str, args: argparse.Namespace) -> tuple[Any, Any, Any, Any]:
+    """Device, tokenizer, peft model and AdamW as a plain script sets them up (no helpers of ours)."""
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from gpu_worker.finetune_core import fim_sample, split_pieces
-    from hosting.catalogue import QWEN_FIM
 
     torch.manual_seed(0)
     device = torch.device("cuda", 0) if args.gpu else torch.device("cpu")
@@ -98,6 +94,19 @@ def reference(model_dir: str, args: argparse.Namespace) -> dict[str, float]:
     )
     model = get_peft_model(model, config)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3, betas=(0.9, 0.95))
+    return device, tokenizer, model, optimizer
+
+
+def reference(model_dir: str, args: argparse.Namespace) -> dict[str, float]:
+    """The loop most people write: peft, one padded sample per row, AdamW. No helpers of ours."""
+    import random
+
+    import torch
+
+    from gpu_worker.finetune_core import fim_sample, split_pieces
+    from hosting.catalogue import QWEN_FIM
+
+    device, tokenizer, model, optimizer = plain_setup(model_dir, args)
     rng = random.Random(0)  # noqa: S311  (reproducible data, not secrets)
     # The same FIM samples as ours (the same pieces and spans), one per row.
     pieces = [piece for text in corpus(args.files) for piece in split_pieces(text, args.ctx * 3)]
@@ -131,22 +140,10 @@ def reference(model_dir: str, args: argparse.Namespace) -> dict[str, float]:
 
 def reference_packed(model_dir: str, args: argparse.Namespace) -> dict[str, float]:
     """A plain hand-written loop on exactly our packed batches: what our loop costs beyond the math."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     from gpu_worker.finetune_core import training_blocks
     from hosting.catalogue import QWEN_FIM
 
-    torch.manual_seed(0)
-    device = torch.device("cuda", 0) if args.gpu else torch.device("cpu")
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir).to(device)
-    config = LoraConfig(
-        r=LORA["lora_r"], lora_alpha=LORA["lora_alpha"], lora_dropout=0.0, target_modules=list(TARGET_MODULES)
-    )
-    model = get_peft_model(model, config)
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3, betas=(0.9, 0.95))
+    device, tokenizer, model, optimizer = plain_setup(model_dir, args)
     blocks = training_blocks(corpus(args.files), tokenizer, QWEN_FIM, ctx=args.ctx, seed=0)
     tokens = 0
     started = 0.0

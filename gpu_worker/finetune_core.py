@@ -299,6 +299,12 @@ def train_step(
         else:
             loss.backward()
         total += float(loss.detach())
+    optimizer_step(model, optimizer, scaler=scaler)
+    return total
+
+
+def optimizer_step(model: Any, optimizer: torch.optim.Optimizer, *, scaler: Any = None) -> None:
+    """Clip the accumulated gradients, step (through the fp16 scaler if any) and clear them."""
     if scaler is not None:
         scaler.unscale_(optimizer)
     torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
@@ -308,7 +314,6 @@ def train_step(
     else:
         optimizer.step()
     optimizer.zero_grad(set_to_none=True)
-    return total
 
 
 @torch.no_grad()

@@ -121,15 +121,7 @@ def ddp_step(
             weighted = loss * (len(chunk) * world / global_count)
             (scaler.scale(weighted) if scaler is not None else weighted).backward()
         total += float(loss.detach()) * len(chunk)
-    if scaler is not None:
-        scaler.unscale_(optimizer)
-    torch.nn.utils.clip_grad_norm_([p for p in ddp.parameters() if p.requires_grad], 1.0)
-    if scaler is not None:
-        scaler.step(optimizer)
-        scaler.update()
-    else:
-        optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
+    core.optimizer_step(ddp, optimizer, scaler=scaler)
     return total
 
 
