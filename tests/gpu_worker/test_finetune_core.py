@@ -28,4 +28,3 @@ def test_batched_generation_agrees_with_one_prompt_at_a_time(tiny):
     assert len(batched) == len(cases)
     assert batched == alone
     assert any(batched)  # the tiny model writes something, so the comparison means something
-

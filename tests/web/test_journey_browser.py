@@ -34,6 +34,7 @@ pytestmark = [
 ]
 TOKEN = "journey-browser-token-1"
 # Slow enough that the page sees the chart grow while the run works, fast enough for a CPU test.
+CORPUS = 5  # Python modules: 3 to train on, 2 to test on (each test pass reads every test file)
 PARAMETERS = {**FAST, "train_steps": 20, "batch_size": 4}
 DIGITS = "TABLE = [\n" + "".join(f"    {n * 7919 % 100000}, {n * 104729 % 100000},\n" for n in range(60)) + "]\n"
 
@@ -43,7 +44,7 @@ def make_repository(root: Path) -> Path:
     repository = root / "upstream"
     (repository / "lib").mkdir(parents=True)
     git("init", "--quiet", "--initial-branch=main", cwd=repository)
-    for source in stdlib_corpus(10):
+    for source in stdlib_corpus(CORPUS):
         shutil.copyfile(source, repository / "lib" / source.name)
     (repository / "web.js").write_text("export function greet(name) {\n  return `hello ${name}`;\n}\n")
     (repository / "lib" / "table.py").write_text(DIGITS)
@@ -143,9 +144,9 @@ def journey(page, base: str, repository: Path, clock: Clock) -> None:
     page.click("text=Add repository")
     page.wait_for_selector("#sources td >> text=upstream")
     page.click("#scan button[type=submit]")
-    page.wait_for_selector("text=Last scan: 12 files, 10 accepted.", timeout=60_000)
+    page.wait_for_selector(f"text=Last scan: {CORPUS + 2} files, {CORPUS} accepted.", timeout=60_000)
     filter_text = page.locator("#filter").inner_text()
-    assert "11 files" in filter_text and "1 file" in filter_text, filter_text
+    assert f"{CORPUS + 1} files" in filter_text and "1 file" in filter_text, filter_text
     assert page.locator("#filter label.check", has_text="py").locator("input").is_checked()
     assert page.locator("table.reasons", has_text="Lots of digits").is_visible()
     shot(page, 5, "project-scanned")
