@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import socket
 import subprocess
@@ -102,6 +103,10 @@ def remote_host_port(remote: Remote) -> tuple[str, int] | None:
     return (match.group("host").strip("[]"), 22) if match else None
 
 
+class UnresolvedHost(SourceError):
+    """The remote's host name does not resolve (now)."""
+
+
 def remote_addresses(remote: Remote, *, allow_private: bool | None = None) -> list[str]:
     """Resolve the remote's host; SourceError when it cannot be resolved or any address is not public."""
     allow_private = settings.REFACT_GIT_ALLOW_PRIVATE if allow_private is None else allow_private
@@ -112,7 +117,7 @@ def remote_addresses(remote: Remote, *, allow_private: bool | None = None) -> li
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as error:
-        raise SourceError(f"url: cannot resolve {host}: {getattr(error, 'strerror', error)}", field="url") from None
+        raise UnresolvedHost(f"url: cannot resolve {host}: {getattr(error, 'strerror', error)}", field="url") from None
     addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
     if not allow_private:
         refused = [address for address in addresses if not address_allowed(address)]
@@ -130,9 +135,8 @@ def remote_check_addresses(remote: Remote) -> None:
     not resolve yet is accepted (the server may be offline); the clone checks again when it connects."""
     try:
         remote_addresses(remote)
-    except SourceError as error:
-        if "cannot resolve" not in error.message:
-            raise
+    except UnresolvedHost:
+        pass
 
 
 def check_branch(branch: str) -> str:
@@ -217,7 +221,8 @@ class GitClient:
                 with os.fdopen(fd, "wb") as handle:
                     handle.write(self.ssh.private_key)
                 command += ["-i", str(key_file)]
-            environment["GIT_SSH_COMMAND"] = " ".join(command)
+            # git runs this through the shell: quoted, so that "[host]:port" is never read as a glob.
+            environment["GIT_SSH_COMMAND"] = shlex.join(command)
             environment["GIT_SSH_VARIANT"] = "ssh"
         environment["GIT_CONFIG_COUNT"] = str(len(config))
         for index, (key, value) in enumerate(config):

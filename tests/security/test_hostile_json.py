@@ -231,3 +231,116 @@ def test_daphne_answers_413_before_the_body_has_arrived() -> None:
             [],
         )
         assert fine.startswith(b"HTTP/1.1 401"), fine[:300]
+
+
+# --- type confusion: every field of every body ------------------------------------------------
+
+CONFUSING_VALUES: list[Any] = [None, [], {"$gt": ""}, "x" * 5000, -1, 2**63, "NaN", True]
+
+
+def request_fields(operation: dict[str, Any], components: dict[str, Any]) -> list[str]:
+    schema = operation["requestBody"]["content"]["application/json"]["schema"]
+    if "$ref" in schema:
+        schema = components[schema["$ref"].rsplit("/", 1)[-1]]
+    return sorted(schema.get("properties", {}))
+
+
+def json_operations_with_fields() -> list[tuple[str, str, list[str]]]:
+    from drf_spectacular.generators import SchemaGenerator
+
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    components = schema["components"]["schemas"]
+    found = []
+    for path, methods in schema["paths"].items():
+        for method, operation in methods.items():
+            if "application/json" in (operation.get("requestBody") or {}).get("content", {}):
+                found.append((method.upper(), path, request_fields(operation, components)))
+    return sorted(found)
+
+
+@pytest.mark.parametrize(("method", "template", "fields"), json_operations_with_fields())
+def test_every_field_of_every_body_survives_type_confusion(client, world, method, template, fields) -> None:
+    path = fill(template, world["values"], world["team"].pk)
+    send = getattr(client, method.lower())
+    assert fields, template
+    for field in fields:
+        for value in CONFUSING_VALUES:
+            body = json.dumps({field: value})
+            response = send(path, data=body, content_type="application/json", **bearer(world["key"]))
+            # A body that happens to be valid reaches routing: no model is served in this test, a clean 503.
+            served_nothing = (
+                response.status_code == 503 and path.startswith("/v1/") and response.has_header("Retry-After")
+            )
+            assert response.status_code < 500 or served_nothing, (path, field, value, response.content[:300])
+
+
+# --- multipart uploads: malformed envelopes and hostile file names ----------------------------
+
+
+def multipart(filename: str, data: bytes = b"print(1)\n", boundary: str = "BOUNDARY") -> bytes:
+    return (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n'
+            f"Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
+        + data
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (b"", "multipart/form-data; boundary=BOUNDARY"),
+        (
+            b'--BOUNDARY\r\nContent-Disposition: form-data; name="file"; filename="a.py"\r\n\r\nprint(',
+            "multipart/form-data; boundary=BOUNDARY",
+        ),
+        (multipart("a.py"), "multipart/form-data"),  # no boundary
+        (multipart("a.py"), "multipart/form-data; boundary="),
+        (multipart("a.py"), "multipart/form-data; boundary=" + "B" * 5000),
+        (
+            b"--BOUNDARY\r\n" + b"X-Header: " + b"h" * 100_000 + b"\r\n\r\n--BOUNDARY--\r\n",
+            "multipart/form-data; boundary=BOUNDARY",
+        ),
+        (multipart("a.py"), "application/json"),
+        (multipart("a.py").replace(b'name="file"', b'name="other"'), "multipart/form-data; boundary=BOUNDARY"),
+    ],
+)
+def test_malformed_uploads_are_4xx_and_store_nothing(client, world, body, content_type) -> None:
+    from projects.models import Source
+
+    before = Source.objects.count()
+    path = f"/api/projects/{world['values']['project_id']}/sources/upload/"
+    response = client.generic("POST", path, body, content_type=content_type, **bearer(world["key"]))
+    assert 400 <= response.status_code < 500, (response.status_code, response.content[:300])
+    assert Source.objects.count() == before
+
+
+@pytest.mark.parametrize(
+    "filename",
+    [
+        "../../../../outside.py",
+        "/etc/cron.d/evil.py",
+        "..\\..\\evil.py",
+        "a/b/../../../c.py",
+        "\x00.py",
+        "..",
+        ".",
+        " ",
+    ],
+)
+def test_hostile_upload_names_never_leave_the_upload_directory(client, world, settings, filename) -> None:
+    from projects.models import Source
+
+    path = f"/api/projects/{world['values']['project_id']}/sources/upload/"
+    before = {p for p in settings.DATA_DIR.parent.rglob("*")}
+    response = client.generic(
+        "POST", path, multipart(filename), content_type="multipart/form-data; boundary=BOUNDARY", **bearer(world["key"])
+    )
+    assert response.status_code in (201, 400), (response.status_code, response.content[:300])
+    created = {p for p in settings.DATA_DIR.parent.rglob("*")} - before
+    assert all(p.resolve().is_relative_to(settings.DATA_DIR.resolve()) for p in created), created
+    if response.status_code == 201:
+        source = Source.objects.get(pk=response.json()["id"])
+        assert "/" not in source.upload_name and source.upload_name not in ("", ".", "..")

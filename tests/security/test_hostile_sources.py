@@ -135,6 +135,20 @@ def test_allowed_private_remote_clones_over_https_pinned_to_the_checked_address(
     assert any(path.endswith("/info/refs?service=git-upload-pack") for path in server.requests)
 
 
+def test_ssh_is_pinned_to_the_checked_address_and_its_command_is_quoted(tmp_path) -> None:
+    """git runs GIT_SSH_COMMAND through the shell: `[host]:port` must reach ssh as written, not as a glob
+    a file in the repository could match."""
+    import shlex
+
+    client = GitClient(parse_remote("ssh://git@example.com:2222/org/repo.git"))
+    (tmp_path / "home").mkdir()
+    command = client._environment(tmp_path / "home", addresses=["93.184.216.34"])["GIT_SSH_COMMAND"]
+    words = shlex.split(command)
+    for option in ("HostName=93.184.216.34", "HostKeyAlias=[example.com]:2222"):
+        assert words[words.index(option) - 1] == "-o", words
+    assert "'HostKeyAlias=[example.com]:2222'" in command
+
+
 @pytest.mark.parametrize(
     "location", ["https://169.254.169.254/latest/meta-data/", "https://127.0.0.1:1/other.git/info/refs"]
 )
