@@ -1,7 +1,8 @@
 """Stage-2 filter throughput: files/s batched by length against one file at a time, in one run.
 
 Both compute each file's mean loss under the same base model with `finetune_core.file_losses`, the
-function the pipeline runs; "one at a time" gives it a token budget of one file per batch. The two
+function the pipeline runs, batched with the token budget the pipeline uses on this device
+(`FILTER_BATCH_TOKENS`); "one at a time" gives it a budget of one file per batch. The two
 alternate for several rounds and the medians are compared. The losses must agree (batching with
 padding and an attention mask must not change a file's loss).
 
@@ -53,11 +54,12 @@ def main() -> None:
         losses = core.file_losses(model, tokenizer, texts, ctx=args.ctx, device=device, batch_tokens=batch_tokens)
         return len(texts) / (time.perf_counter() - started), losses
 
-    measure(16384)  # warm-up
+    batched_budget = core.FILTER_BATCH_TOKENS[device.type == "cuda"]  # what the pipeline uses here
+    measure(batched_budget)  # warm-up
     batched_rates, single_rates = [], []
     batched_losses = single_losses = []
     for round_index in range(args.rounds):
-        order = [(16384, batched_rates), (0, single_rates)]
+        order = [(batched_budget, batched_rates), (0, single_rates)]
         for budget, rates in order if round_index % 2 == 0 else order[::-1]:
             rate, losses = measure(budget)
             rates.append(rate)
@@ -69,6 +71,7 @@ def main() -> None:
     batched, single = statistics.median(batched_rates), statistics.median(single_rates)
     result = {
         "files": len(texts),
+        "batch_tokens": batched_budget,
         "ctx": args.ctx,
         "batched_files_per_s": round(batched, 2),
         "one_at_a_time_files_per_s": round(single, 2),

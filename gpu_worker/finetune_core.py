@@ -45,15 +45,28 @@ def load_base(weights: str | Path, device: torch.device, *, dtype: torch.dtype |
 
 # --- stage 2: mean loss of each file under the base model ---
 
+# Tokens per stage-2 batch (CPU, GPU): a GPU gains from wide batches; on a CPU padded batches only
+# slow attention down, so only small files share a batch there (benchmarks/filter.py: 16384 tokens
+# ran at 0.68x one file at a time on 2 cores, 512 at 1.03x).
+FILTER_BATCH_TOKENS = (512, 16384)
+
 
 @torch.no_grad()
 def file_losses(
-    model: Any, tokenizer: Any, texts: list[str | None], *, ctx: int, device: torch.device, batch_tokens: int = 16384
+    model: Any,
+    tokenizer: Any,
+    texts: list[str | None],
+    *,
+    ctx: int,
+    device: torch.device,
+    batch_tokens: int | None = None,
 ) -> list[float | None]:
     """Mean next-token loss of each text (its first `ctx` tokens), in batches of similar length.
 
     None where no loss can be computed (unreadable, fewer than two tokens, not finite).
     """
+    if batch_tokens is None:
+        batch_tokens = FILTER_BATCH_TOKENS[device.type == "cuda"]
     model.eval()
     encoded: list[list[int] | None] = []
     for text in texts:
