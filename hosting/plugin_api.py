@@ -460,10 +460,14 @@ async def _proxy(request: HttpRequest, *, serializer_class, capability: str, pat
             )
             yield f"data: {message}\n\ndata: [DONE]\n\n".encode()
         finally:
-            # Closing the upstream response drops its connection: the inference server stops generating.
-            await upstream.aclose()
-            await release()
+            # Recorded before any await: a client that hangs up cancels this task, and the next await
+            # would raise and skip the rest.
             record(status, first_token_ms=first_token_ms, events=counter["events"])
+            try:
+                # Closing the upstream response drops its connection: the inference server stops generating.
+                await upstream.aclose()
+            finally:
+                await release()
 
     response = StreamingHttpResponse(stream(), content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
