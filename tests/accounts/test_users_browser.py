@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from accounts.models import Team
-from tests.support.browser import browser_page, chromium_available, screenshot
+from tests.support.browser import browser_page, chromium_available, log_in, screenshot
 from tests.support.licenses import license_token
 from tests.support.server import running_server
 
@@ -21,11 +21,7 @@ TOKEN = "users-browser-token-1"
 def test_activate_add_a_user_and_copy_the_key():
     Team.objects.create(name="Backend")
     with running_server(ENTERPRISE_ADMIN_TOKEN=TOKEN) as server, browser_page() as page:
-        page.goto(f"{server.url}/login/")
-        page.fill("#id_username", "admin")
-        page.fill("#id_password", TOKEN)
-        page.press("#id_password", "Enter")
-        page.wait_for_url(f"{server.url}/")
+        log_in(page, server.url, TOKEN)
         page.goto(f"{server.url}/users/")
         assert page.locator("#edition h2").inner_text() == "Self-hosted edition"
         screenshot(page, "users-self-hosted")

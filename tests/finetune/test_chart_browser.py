@@ -6,7 +6,7 @@ import pytest
 
 from finetune.models import FinetuneMetric, FinetuneRun
 from projects.models import Project
-from tests.support.browser import browser_page, chromium_available, screenshot
+from tests.support.browser import browser_page, chromium_available, log_in, screenshot
 from tests.support.server import running_server
 
 pytestmark = [
@@ -24,11 +24,7 @@ def test_a_single_point_is_drawn_and_close_losses_get_distinct_labels():
     for step, loss in enumerate([7.6351, 7.6340, 7.6329]):
         FinetuneMetric.objects.create(run=close, step=step, train_loss=loss)
     with running_server(ENTERPRISE_ADMIN_TOKEN=TOKEN) as server, browser_page() as page:
-        page.goto(f"{server.url}/login/")
-        page.fill("#id_username", "admin")
-        page.fill("#id_password", TOKEN)
-        page.press("#id_password", "Enter")
-        page.wait_for_url(f"{server.url}/")
+        log_in(page, server.url, TOKEN)
 
         page.goto(f"{server.url}/finetune/runs/{single.pk}/")
         page.wait_for_selector("#ft-chart[data-points='2']")

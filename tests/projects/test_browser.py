@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.browser import browser_page, chromium_available, screenshot
+from tests.support.browser import browser_page, chromium_available, log_in, screenshot
 from tests.support.server import running_server
 
 pytestmark = [
@@ -20,11 +20,7 @@ def test_new_project_upload_scan_and_filter(tmp_path):
     second = tmp_path / "app.js"
     second.write_text("export const app = () => 1;\n")
     with running_server(ENTERPRISE_ADMIN_TOKEN=TOKEN, REFACT_INPROCESS_WORKER="true") as server, browser_page() as page:
-        page.goto(f"{server.url}/login/")
-        page.fill("#id_username", "admin")
-        page.fill("#id_password", TOKEN)
-        page.press("#id_password", "Enter")
-        page.wait_for_url(f"{server.url}/")
+        log_in(page, server.url, TOKEN)
         page.goto(f"{server.url}/projects/")
         assert page.locator("text=No projects yet").is_visible()
         page.fill("#project-name", "browser-demo")

@@ -60,3 +60,12 @@ def screenshot(page, name: str) -> Path:
     page.evaluate("window.scrollTo(0, 0)")
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def log_in(page, url: str, password: str, username: str = "admin") -> None:
+    """Through the login form, as a person would; returns on the landing page."""
+    page.goto(f"{url}/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    page.press("#id_password", "Enter")
+    page.wait_for_url(f"{url}/")
