@@ -6,8 +6,11 @@ measures exactly the loop the product runs.
 
 from __future__ import annotations
 
+import errno
 import math
+import os
 import random
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -421,6 +424,51 @@ def exact_match_rate(
         return 0.0
     written = fim_first_lines(model, tokenizer, fim, cases, ctx=ctx, device=device)
     return sum(line == case[1].strip() for line, case in zip(written, cases, strict=True)) / len(cases)
+
+
+# --- checkpoints ---
+
+# Disk full, quota exceeded, file size limit: all mean "no room for this checkpoint".
+NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
+class NoSpaceForCheckpoint(RuntimeError):
+    pass
+
+
+def checkpoint_save(
+    directory: Path, model: Any, optimizer: torch.optim.Optimizer, *, step: int, test_loss: float, extra: dict
+) -> str:
+    """The adapter weights as checkpoints/<name>, and the optimizer state to resume from as resume.pt.
+
+    Written beside, then renamed: a full disk or a kill leaves either the whole checkpoint or none, and
+    never touches the earlier ones. Single-process and data-parallel runs write the same files, so either
+    kind of run resumes the other's.
+    """
+    name = f"iter{step:04d}-testloss{test_loss:.3f}"
+    path = directory / "checkpoints" / name
+    staging = path.with_name(f".{name}.tmp")
+    resume = directory / "resume.pt"
+    temporary = resume.with_suffix(".tmp")
+    try:
+        shutil.rmtree(staging, ignore_errors=True)
+        model.save_pretrained(staging, safe_serialization=True)
+        # The optimizer state lives next to the run, not in every checkpoint: only the last one resumes.
+        torch.save({"step": step, "checkpoint": name, "optimizer": optimizer.state_dict(), **extra}, temporary)
+        shutil.rmtree(path, ignore_errors=True)
+        os.replace(staging, path)
+        os.replace(temporary, resume)
+    except OSError as error:
+        shutil.rmtree(staging, ignore_errors=True)
+        temporary.unlink(missing_ok=True)
+        if error.errno in NO_SPACE_ERRNOS:
+            raise NoSpaceForCheckpoint(
+                f"no space left on the disk of the data directory while saving checkpoint {name} "
+                f"({os.strerror(error.errno)}); earlier checkpoints are intact. Free some space and "
+                "start a new run."
+            ) from error
+        raise
+    return name
 
 
 def peak_memory_mb(device: torch.device) -> float:

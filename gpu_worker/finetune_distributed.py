@@ -14,7 +14,6 @@ import math
 import multiprocessing
 import os
 import queue
-import socket
 import time
 import traceback
 from dataclasses import dataclass
@@ -64,12 +63,6 @@ class RankJob:
     early_stop_evaluations: int
     resume: dict[str, Any] | None  # step, checkpoint, best_test_loss, stale_evaluations, tokens
     cpu_threads: int
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # --- the rank processes ---
@@ -233,7 +226,9 @@ def _train(rank: int, job: RankJob, events: Any, stop: Event) -> None:
             best = min(best, evaluation)
             if leader:
                 extra = {"best_test_loss": best, "stale_evaluations": stale, "tokens": tokens}
-                name = _checkpoint(job, model, optimizer, step=step, test_loss=evaluation, extra=extra)
+                name = core.checkpoint_save(
+                    Path(job.directory), model, optimizer, step=step, test_loss=evaluation, extra=extra
+                )
                 events.put(("checkpoint", name, step, train_loss, evaluation))
         if leader:
             events.put(("step", step, elapsed, eval_seconds))
@@ -245,26 +240,6 @@ def _train(rank: int, job: RankJob, events: Any, stop: Event) -> None:
         events.put(("done", step))
 
 
-def _checkpoint(
-    job: RankJob,
-    model: Any,
-    optimizer: torch.optim.Optimizer,
-    *,
-    step: int,
-    test_loss: float,
-    extra: dict[str, Any],
-) -> str:
-    """The same files as a single-process run, so either kind of run can resume the other's."""
-    name = f"iter{step:04d}-testloss{test_loss:.3f}"
-    path = Path(job.directory) / "checkpoints" / name
-    model.save_pretrained(path, safe_serialization=True)
-    resume = Path(job.directory) / "resume.pt"
-    temporary = resume.with_suffix(".tmp")
-    torch.save({"step": step, "checkpoint": name, "optimizer": optimizer.state_dict(), **extra}, temporary)
-    os.replace(temporary, resume)
-    return name
-
-
 # --- the parent: spawn, relay events to the database, stop ---
 
 
@@ -273,6 +248,7 @@ def train_distributed(pipeline: Pipeline, devices: list[str], train_texts: list[
     from finetune.parameters import robust_step_seconds
     from finetune.services import run_checkpoint_record, run_metric_record
     from gpu_worker.finetune_pipeline import EARLY_STOP_EVALUATIONS, Cancelled, weights_location
+    from gpu_worker.supervisor import free_port
 
     plan = pipeline.plan(train_texts)
     parameters = pipeline.parameters

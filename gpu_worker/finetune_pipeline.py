@@ -6,11 +6,9 @@ from the last checkpoint with its optimizer state, so a killed worker costs at m
 
 from __future__ import annotations
 
-import errno
 import json
 import logging
 import math
-import os
 import random
 import shutil
 import time
@@ -39,8 +37,6 @@ from refact_site.text import count_noun
 
 logger = logging.getLogger(__name__)
 
-# Disk full, quota exceeded, file size limit: all mean "no room for this checkpoint".
-NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 TEST_FILES = 3
 SPLIT_SEED = 42
 EARLY_STOP_EVALUATIONS = 5
@@ -390,34 +386,15 @@ class Pipeline:
                 break
 
     def checkpoint(self, optimizer: Any, *, step: int, train_loss: float, test_loss: float, extra: dict) -> None:
-        import torch
+        from gpu_worker import finetune_core as core
 
-        name = f"iter{step:04d}-testloss{test_loss:.3f}"
-        path = self.directory / "checkpoints" / name
-        # Written beside, then renamed: a full disk or a kill leaves either the whole checkpoint or none,
-        # and never touches the earlier ones.
-        staging = path.with_name(f".{name}.tmp")
-        resume = self.directory / "resume.pt"
-        temporary = resume.with_suffix(".tmp")
         try:
-            shutil.rmtree(staging, ignore_errors=True)
-            self.model.save_pretrained(staging, safe_serialization=True)
-            # The optimizer state lives next to the run, not in every checkpoint: only the last one resumes.
-            torch.save({"step": step, "checkpoint": name, "optimizer": optimizer.state_dict(), **extra}, temporary)
-            shutil.rmtree(path, ignore_errors=True)
-            os.replace(staging, path)
-            os.replace(temporary, resume)
-        except OSError as error:
-            shutil.rmtree(staging, ignore_errors=True)
-            temporary.unlink(missing_ok=True)
-            if error.errno in NO_SPACE_ERRNOS:
-                raise ApplicationError(
-                    f"no space left on the disk of the data directory while saving checkpoint {name} "
-                    f"({os.strerror(error.errno)}); earlier checkpoints are intact. Free some space and "
-                    "start a new run.",
-                    field="storage",
-                ) from error
-            raise
+            name = core.checkpoint_save(
+                self.directory, self.model, optimizer, step=step, test_loss=test_loss, extra=extra
+            )
+        except core.NoSpaceForCheckpoint as error:
+            raise ApplicationError(str(error), field="storage") from error
+        path = self.directory / "checkpoints" / name
         run_checkpoint_record(run=self.run, name=name, step=step, train_loss=train_loss, test_loss=test_loss, path=path)
         self.log(f"checkpoint {name} saved" + (" (best so far)" if name == self.best_name() else ""))
 

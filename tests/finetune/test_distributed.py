@@ -27,7 +27,7 @@ def test_a_data_parallel_step_equals_one_process_accumulating_the_whole_batch(tm
     import torch
     import torch.multiprocessing
 
-    from gpu_worker.finetune_distributed import free_port
+    from gpu_worker.supervisor import free_port
     from tests.finetune import ddp_ranks
 
     out = tmp_path / "rank0.pt"
