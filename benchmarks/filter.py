@@ -15,7 +15,6 @@ import argparse
 import json
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -35,16 +34,11 @@ def main() -> None:
 
     import torch
 
-    from benchmarks.finetune import corpus
+    from benchmarks.finetune import corpus, model_dir_or_tiny
     from gpu_worker import finetune_core as core
 
     torch.set_num_threads(args.threads)
-    model_dir = args.model_dir
-    if model_dir is None:
-        from gpu_worker.tiny_model import build_tiny_model
-
-        model_dir = str(Path(tempfile.mkdtemp(prefix="refact-bench-")) / "tiny")
-        build_tiny_model(Path(model_dir))
+    model_dir = model_dir_or_tiny(args.model_dir)
     device = core.pick_device([0] if args.gpu else [])
     model, tokenizer = core.load_base(model_dir, device)
     texts: list[str | None] = list(corpus(args.files))

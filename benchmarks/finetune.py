@@ -44,6 +44,17 @@ def corpus(count: int) -> list[str]:
     return [path.read_text(encoding="utf-8", errors="replace") for path in small[:count]]
 
 
+def model_dir_or_tiny(model_dir: str | None) -> str:
+    """The weights to benchmark: MODEL_DIR, else the tiny model built in a temporary directory."""
+    if model_dir is not None:
+        return model_dir
+    from gpu_worker.tiny_model import build_tiny_model
+
+    target = Path(tempfile.mkdtemp(prefix="refact-bench-")) / "tiny"
+    build_tiny_model(target)
+    return str(target)
+
+
 def peak_mb(device) -> float:  # noqa: ANN001
     import torch
 
@@ -193,12 +204,7 @@ def main() -> None:
     parser.add_argument("--gpu", action="store_true", help="train on cuda:0")
     args = parser.parse_args()
 
-    model_dir = args.model_dir
-    if model_dir is None:
-        from gpu_worker.tiny_model import build_tiny_model
-
-        model_dir = str(Path(tempfile.mkdtemp(prefix="refact-bench-")) / "tiny")
-        build_tiny_model(Path(model_dir))
+    model_dir = model_dir_or_tiny(args.model_dir)
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in LOOPS}
     for round_index in range(args.rounds):
         for name in list(LOOPS) if round_index % 2 == 0 else list(LOOPS)[::-1]:
