@@ -7,17 +7,18 @@ with DRF serializers. Each is documented in the OpenAPI schema through a DRF vie
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import math
 import time
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
+import aiohttp
 from asgiref.sync import sync_to_async
 from django.core.exceptions import RequestDataTooBig
+from django.db import DatabaseError, connections
 from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import (
@@ -38,10 +39,18 @@ from hosting import plugin_selectors
 from hosting.catalogue import CHAT, COMPLETION, EMBEDDINGS
 from hosting.limits import Refusal, limit_acquire, limit_release
 from hosting.plugin_selectors import UnavailableError
-from hosting.proxy import relay_events, upstream_client
+from hosting.proxy import (
+    UPSTREAM_ERRORS,
+    relay_events,
+    request_session_reset,
+    request_session_set,
+    session_new,
+    upstream_post,
+)
 from refact_site.bodylimit import too_large_message
 from refact_site.exceptions import ApplicationError
 from refact_site.middleware import outage_of, service_unavailable
+from stats.buffer import usage_record
 
 logger = logging.getLogger(__name__)
 UPSTREAM_RETRY_AFTER_SECONDS = 5
@@ -225,6 +234,17 @@ def _authenticate(request: HttpRequest):
     return result
 
 
+def _prepare_guarded(request, **options: Any):
+    """`_prepare`, dropping this thread's database connection when it failed: the plugin ASGI app keeps
+    one connection per thread across requests, so a connection broken by a database restart must go."""
+    try:
+        return _prepare(request, **options)
+    except DatabaseError:
+        for connection in connections.all(initialized_only=True):
+            connection.close()
+        raise
+
+
 def _prepare(request: HttpRequest, *, serializer_class: type[serializers.Serializer], capability: str, path: str):
     """Auth, validation and routing in one trip to the database thread."""
     auth = _authenticate(request)
@@ -337,30 +357,42 @@ def _check_context(*, served, data: dict[str, Any]) -> None:
         )
 
 
-_background: set[asyncio.Task] = set()
+@dataclass
+class Stream:
+    """A streamed answer: SSE events relayed from the inference server (status 200).
+
+    Served by the plugin ASGI app (`hosting.asgi`) straight to the connection, or wrapped in a
+    StreamingHttpResponse when a view is called through Django (the test client). Closing `events`
+    closes the upstream response, records usage and gives the in-flight slot back.
+    """
+
+    events: AsyncGenerator[bytes, None]
+    headers: tuple[tuple[str, str], ...] = (
+        ("Content-Type", "text/event-stream"),
+        ("Cache-Control", "no-cache"),
+        ("X-Accel-Buffering", "no"),  # nginx: pass events through as they come
+    )
 
 
-def _record_later(**fields: Any) -> None:
-    """Usage is written after the response, off the request's path."""
-    from stats.services import completion_served_record
-
-    task = asyncio.get_running_loop().create_task(sync_to_async(completion_served_record)(**fields))
-    _background.add(task)
-    task.add_done_callback(_background.discard)
-
-
-async def _proxy(request: HttpRequest, *, serializer_class, capability: str, path: str) -> HttpResponse:
+async def proxy(request, *, serializer_class, capability: str, path: str) -> HttpResponse | Stream:
+    """One plugin request (an HttpRequest, or the ASGI app's PluginRequest) answered or streamed."""
     if request.method != "POST":
         return _error(405, f"method {request.method} not allowed; use POST")
     started = time.monotonic()
     try:
-        prepared = await sync_to_async(_prepare)(
-            request, serializer_class=serializer_class, capability=capability, path=path
-        )
+        import os
+
+        if os.environ.get("XINLINE"):
+            prepared = _prepare_guarded(request, serializer_class=serializer_class, capability=capability, path=path)
+        else:
+            prepared = await sync_to_async(_prepare_guarded)(
+                request, serializer_class=serializer_class, capability=capability, path=path
+            )
     except Exception as error:
         part = outage_of(error)
         if part is None:
             raise
+        logger.warning("%s unavailable while serving %s: %s", part, request.path, error)
         return service_unavailable(request, part)
     if isinstance(prepared, HttpResponse):
         return prepared
@@ -379,7 +411,7 @@ async def _proxy(request: HttpRequest, *, serializer_class, capability: str, pat
                 logger.warning("could not give back the in-flight slot of key %s: %s", prepared.key_id, error)
 
     def record(status: int, *, first_token_ms: int | None = None, events: int = 0) -> None:
-        _record_later(
+        usage_record(
             user_id=prepared.user_id,
             team_id=prepared.team_id,
             model=prepared.model,
@@ -391,10 +423,9 @@ async def _proxy(request: HttpRequest, *, serializer_class, capability: str, pat
             chunks=events,
         )
 
-    client = upstream_client()
     try:
-        upstream = await client.send(client.build_request("POST", prepared.url, json=prepared.payload), stream=True)
-    except httpx.TimeoutException:
+        upstream = await upstream_post(prepared.url, json.dumps(prepared.payload).encode())
+    except TimeoutError:
         await release()
         return _error(
             503,
@@ -403,7 +434,7 @@ async def _proxy(request: HttpRequest, *, serializer_class, capability: str, pat
             retry_after=UPSTREAM_RETRY_AFTER_SECONDS,
             model=prepared.model,
         )
-    except httpx.HTTPError as error:
+    except aiohttp.ClientError as error:
         await release()
         return _error(
             503,
@@ -416,10 +447,10 @@ async def _proxy(request: HttpRequest, *, serializer_class, capability: str, pat
         await release()
         raise
 
-    if upstream.status_code != 200 or not prepared.stream:
+    if upstream.status != 200 or not prepared.stream:
         try:
-            content = await upstream.aread()
-        except httpx.HTTPError:
+            content = await upstream.read()
+        except UPSTREAM_ERRORS:
             await release()
             return _error(
                 503,
@@ -428,9 +459,9 @@ async def _proxy(request: HttpRequest, *, serializer_class, capability: str, pat
                 model=prepared.model,
             )
         finally:
-            await upstream.aclose()
+            upstream.close()  # a response read to its end is back in the pool already
         await release()
-        record(upstream.status_code)
+        record(upstream.status)
         return _relay_whole(upstream, content, caps_version=prepared.caps_version)
 
     async def stream():
@@ -442,7 +473,7 @@ async def _proxy(request: HttpRequest, *, serializer_class, capability: str, pat
                 if first_token_ms is None:
                     first_token_ms = int((time.monotonic() - started) * 1000)
                 yield piece
-        except httpx.HTTPError as error:
+        except UPSTREAM_ERRORS as error:
             # The inference server went away mid-stream: the status line is long gone, so the error
             # travels as an event in OpenAI's error shape, which the openai client raises as APIError.
             logger.warning("inference server of %s broke off a stream: %r", prepared.model, error)
@@ -463,20 +494,16 @@ async def _proxy(request: HttpRequest, *, serializer_class, capability: str, pat
             # Recorded before any await: a client that hangs up cancels this task, and the next await
             # would raise and skip the rest.
             record(status, first_token_ms=first_token_ms, events=counter["events"])
-            try:
-                # Closing the upstream response drops its connection: the inference server stops generating.
-                await upstream.aclose()
-            finally:
-                await release()
+            # Closing the upstream response drops its connection: the inference server stops generating.
+            # (A stream read to its end has already gone back to the pool; closing it then does nothing.)
+            upstream.close()
+            await release()
 
-    response = StreamingHttpResponse(stream(), content_type="text/event-stream")
-    response["Cache-Control"] = "no-cache"
-    response["X-Accel-Buffering"] = "no"  # nginx: pass events through as they come
-    return response
+    return Stream(stream())
 
 
-def _relay_whole(upstream: httpx.Response, content: bytes, *, caps_version: int) -> HttpResponse:
-    status = upstream.status_code
+def _relay_whole(upstream: aiohttp.ClientResponse, content: bytes, *, caps_version: int) -> HttpResponse:
+    status = upstream.status
     content_type = upstream.headers.get("content-type", "application/json")
     if status == 200 and content.startswith(b"{"):
         content = b'{"caps_version":' + str(caps_version).encode() + b"," + content[1:]
@@ -487,19 +514,17 @@ def _relay_whole(upstream: httpx.Response, content: bytes, *, caps_version: int)
     return HttpResponse(content, status=status, content_type=content_type)
 
 
-@csrf_exempt
-async def completions(request: HttpRequest) -> HttpResponse:
-    return await _proxy(request, serializer_class=CompletionInput, capability=COMPLETION, path="/v1/completions")
+# path -> (body serializer, capability); the upstream path is the same path on the inference server.
+ENDPOINTS: dict[str, tuple[type[serializers.Serializer], str]] = {
+    "/v1/completions": (CompletionInput, COMPLETION),
+    "/v1/chat/completions": (ChatInput, CHAT),
+    "/v1/embeddings": (EmbeddingsInput, EMBEDDINGS),
+}
 
 
-@csrf_exempt
-async def chat_completions(request: HttpRequest) -> HttpResponse:
-    return await _proxy(request, serializer_class=ChatInput, capability=CHAT, path="/v1/chat/completions")
-
-
-@csrf_exempt
-async def embeddings(request: HttpRequest) -> HttpResponse:
-    return await _proxy(request, serializer_class=EmbeddingsInput, capability=EMBEDDINGS, path="/v1/embeddings")
+async def answer(request) -> HttpResponse | Stream:
+    serializer_class, capability = ENDPOINTS[request.path]
+    return await proxy(request, serializer_class=serializer_class, capability=capability, path=request.path)
 
 
 # OpenAPI descriptions of the async views (drf-spectacular reads `cls` of a URL's callback).
@@ -544,9 +569,50 @@ class EmbeddingsDoc(APIView):
         raise NotImplementedError
 
 
-for _view, _doc in ((completions, CompletionsDoc), (chat_completions, ChatCompletionsDoc), (embeddings, EmbeddingsDoc)):
-    _view.cls = _doc  # type: ignore[attr-defined]
-    _view.initkwargs = {}  # type: ignore[attr-defined]
+async def _closing(events: AsyncGenerator[bytes, None], session) -> AsyncGenerator[bytes, None]:
+    try:
+        async for event in events:
+            yield event
+    finally:
+        await events.aclose()
+        await session.close()
+
+
+def _plugin_view(doc: type[APIView]):
+    """A hot endpoint as a Django view, documented by DOC (drf-spectacular reads a callback's `cls`).
+
+    In production `hosting.asgi` serves these paths before Django's request cycle; the view answers
+    where a request does go through Django (the test client)."""
+
+    @csrf_exempt
+    async def view(request: HttpRequest) -> HttpResponse:
+        # Django's test client runs each request in a loop of its own: the upstream session lives
+        # as long as the request, not as long as the loop.
+        session = session_new()
+        token = request_session_set(session)
+        try:
+            result = await answer(request)
+        except BaseException:
+            await session.close()
+            raise
+        finally:
+            request_session_reset(token)
+        if not isinstance(result, Stream):
+            await session.close()
+            return result
+        response = StreamingHttpResponse(_closing(result.events, session))
+        for name, value in result.headers:
+            response[name] = value
+        return response
+
+    view.cls = doc  # type: ignore[attr-defined]
+    view.initkwargs = {}  # type: ignore[attr-defined]
+    return view
+
+
+completions = _plugin_view(CompletionsDoc)
+chat_completions = _plugin_view(ChatCompletionsDoc)
+embeddings = _plugin_view(EmbeddingsDoc)
 
 
 # --- DRF views ---

@@ -1,39 +1,69 @@
-"""Forwarding plugin requests to an inference server: one pooled async HTTP client per event loop.
+"""Forwarding plugin requests to an inference server: one pooled aiohttp session per event loop.
 
-Streams are relayed chunk by chunk as they arrive (no buffering); closing the relay closes the
-upstream connection, which is how the inference server learns the client went away.
+aiohttp rather than httpx: its C HTTP parser makes relaying a 16-token stream cost about a third
+of the CPU (benchmarks/api_overhead.py), and on a machine whose cores also run the model that is
+generation time. Streams are relayed chunk by chunk as they arrive (no buffering); closing an
+upstream response drops its connection, which is how the inference server learns the client went away.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import weakref
 from collections.abc import AsyncIterator
 
-import httpx
+import aiohttp
 from django.conf import settings
 
-# One client per event loop (daphne has one; tests and benchmarks may make others).
-_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = weakref.WeakKeyDictionary()
+# One session per event loop (daphne has one). A request served through Django's handler (the test
+# client: a loop per request) brings a session of its own in `_request_session` instead.
+_sessions: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aiohttp.ClientSession] = weakref.WeakKeyDictionary()
+_request_session: contextvars.ContextVar[aiohttp.ClientSession | None] = contextvars.ContextVar(
+    "upstream_session", default=None
+)
+# What counts as the inference server failing: refused or dropped connections, bad HTTP, timeouts.
+UPSTREAM_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError)
 
 
-def upstream_client() -> httpx.AsyncClient:
+def session_new() -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=512, keepalive_timeout=30),
+        timeout=aiohttp.ClientTimeout(
+            total=None,
+            connect=settings.REFACT_UPSTREAM_CONNECT_TIMEOUT + 5,  # includes waiting for a pooled connection
+            sock_connect=settings.REFACT_UPSTREAM_CONNECT_TIMEOUT,
+            sock_read=settings.REFACT_UPSTREAM_READ_TIMEOUT,
+        ),
+        # Inference servers are ours, on a private network; no environment proxies in between.
+        trust_env=False,
+    )
+
+
+def upstream_session() -> aiohttp.ClientSession:
+    session = _request_session.get()
+    if session is not None:
+        return session
     loop = asyncio.get_running_loop()
-    client = _clients.get(loop)
-    if client is None or client.is_closed:
-        client = _clients[loop] = httpx.AsyncClient(
-            timeout=httpx.Timeout(
-                connect=settings.REFACT_UPSTREAM_CONNECT_TIMEOUT,
-                read=settings.REFACT_UPSTREAM_READ_TIMEOUT,
-                write=10.0,
-                pool=5.0,
-            ),
-            limits=httpx.Limits(max_connections=512, max_keepalive_connections=128, keepalive_expiry=30),
-            # Inference servers are ours, on a private network; no environment proxies in between.
-            trust_env=False,
-            follow_redirects=False,
-        )
-    return client
+    session = _sessions.get(loop)
+    if session is None or session.closed:
+        session = _sessions[loop] = session_new()
+    return session
+
+
+def request_session_set(session: aiohttp.ClientSession) -> contextvars.Token:
+    """Use SESSION for the upstream requests of the current context (and tasks started from it)."""
+    return _request_session.set(session)
+
+
+def request_session_reset(token: contextvars.Token) -> None:
+    _request_session.reset(token)
+
+
+async def upstream_post(url: str, body: bytes) -> aiohttp.ClientResponse:
+    return await upstream_session().post(
+        url, data=body, headers={"Content-Type": "application/json"}, allow_redirects=False
+    )
 
 
 def with_caps_version(line: bytes, prefix: bytes) -> bytes:
@@ -43,11 +73,13 @@ def with_caps_version(line: bytes, prefix: bytes) -> bytes:
     return line
 
 
-async def relay_events(response: httpx.Response, *, caps_version: int, counter: dict[str, int]) -> AsyncIterator[bytes]:
+async def relay_events(
+    response: aiohttp.ClientResponse, *, caps_version: int, counter: dict[str, int]
+) -> AsyncIterator[bytes]:
     """The upstream SSE stream, each event forwarded as soon as its line is complete."""
     prefix = f'"caps_version":{caps_version},'.encode()
     pending = b""
-    async for chunk in response.aiter_raw():
+    async for chunk in response.content.iter_any():
         pending += chunk
         cut = pending.rfind(b"\n")
         if cut < 0:

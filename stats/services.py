@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
 from django.db import transaction
+from django.utils import timezone
 
 from accounts.models import User
 from stats.models import CompletionServed, TelemetryRecord
@@ -22,21 +24,41 @@ def completion_served_record(
     first_token_ms: int | None = None,
     streamed: bool = False,
     chunks: int = 0,
+    created_at: datetime | None = None,
 ) -> CompletionServed:
-    user = User.objects.select_related("team").filter(pk=user_id).first()
-    return CompletionServed.objects.create(
-        user=user,
-        username=user.username if user else "",
-        team_id=team_id if user and user.team_id == team_id else None,
-        team_name=user.team.name if user and user.team_id else "",
-        model=model[:300],
-        kind=kind,
-        status=status,
-        latency_ms=max(0, latency_ms),
-        first_token_ms=first_token_ms,
-        streamed=streamed,
-        chunks=chunks,
-    )
+    fields = dict(locals())
+    return completions_served_record([fields])[0]
+
+
+def completions_served_record(rows: list[dict[str, Any]]) -> list[CompletionServed]:
+    """One usage row per served request (fields as `completion_served_record` takes them), in one INSERT.
+
+    The plugin API buffers its rows and writes them here a few times a second: a row per request,
+    each with its own user lookup, costs the hot path two queries and a thread hop.
+    """
+    users = User.objects.select_related("team").in_bulk({row["user_id"] for row in rows})
+    now = timezone.now()
+    served = []
+    for row in rows:
+        user = users.get(row["user_id"])
+        team_id = row["team_id"]
+        served.append(
+            CompletionServed(
+                created_at=row.get("created_at") or now,
+                user=user,
+                username=user.username if user else "",
+                team_id=team_id if user and user.team_id == team_id else None,
+                team_name=user.team.name if user and user.team_id else "",
+                model=row["model"][:300],
+                kind=row["kind"],
+                status=row["status"],
+                latency_ms=max(0, row["latency_ms"]),
+                first_token_ms=row.get("first_token_ms"),
+                streamed=row.get("streamed", False),
+                chunks=row.get("chunks", 0),
+            )
+        )
+    return CompletionServed.objects.bulk_create(served)
 
 
 @lru_cache(maxsize=512)
