@@ -18,7 +18,7 @@ from typing import Any
 import aiohttp
 from asgiref.sync import sync_to_async
 from django.core.exceptions import RequestDataTooBig
-from django.db import DatabaseError, connections
+from django.db import InterfaceError, OperationalError, connections
 from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import (
@@ -235,14 +235,22 @@ def _authenticate(request: HttpRequest):
 
 
 def _prepare_guarded(request, **options: Any):
-    """`_prepare`, dropping this thread's database connection when it failed: the plugin ASGI app keeps
-    one connection per thread across requests, so a connection broken by a database restart must go."""
+    """`_prepare` on a healthy database connection.
+
+    The plugin ASGI app keeps its database thread's connection from request to request (no
+    request_started/finished signals close it), so a connection that a database restart broke is
+    found by the first query that fails: it is dropped and the request tried once more on a new one
+    (reads only, and the key's last-use touch is idempotent). A new connection that fails is not retried:
+    the database is down, and the client hears so at once."""
+    reused = any(connection.connection is not None for connection in connections.all(initialized_only=True))
     try:
         return _prepare(request, **options)
-    except DatabaseError:
+    except (InterfaceError, OperationalError):
         for connection in connections.all(initialized_only=True):
             connection.close()
-        raise
+        if not reused:  # a fresh connection failed: the database is down, not just restarted
+            raise
+    return _prepare(request, **options)
 
 
 def _prepare(request: HttpRequest, *, serializer_class: type[serializers.Serializer], capability: str, path: str):
