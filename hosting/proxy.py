@@ -9,16 +9,17 @@ upstream response drops its connection, which is how the inference server learns
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextvars
-import weakref
 from collections.abc import AsyncIterator
 
 import aiohttp
 from django.conf import settings
 
-# One session per event loop (daphne has one). A request served through Django's handler (the test
-# client: a loop per request) brings a session of its own in `_request_session` instead.
-_sessions: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aiohttp.ClientSession] = weakref.WeakKeyDictionary()
+# One session per event loop (daphne has one). Tests and benchmarks run short-lived loops too: the
+# sessions of loops that have closed are closed when the next one is made. A request served through
+# Django's handler (the test client: a loop per request) brings a session of its own instead.
+_sessions: dict[asyncio.AbstractEventLoop, aiohttp.ClientSession] = {}
 _request_session: contextvars.ContextVar[aiohttp.ClientSession | None] = contextvars.ContextVar(
     "upstream_session", default=None
 )
@@ -40,15 +41,24 @@ def session_new() -> aiohttp.ClientSession:
     )
 
 
-def upstream_session() -> aiohttp.ClientSession:
+async def upstream_session() -> aiohttp.ClientSession:
     session = _request_session.get()
     if session is not None:
         return session
     loop = asyncio.get_running_loop()
     session = _sessions.get(loop)
     if session is None or session.closed:
+        for other in [other for other in _sessions if other.is_closed()]:
+            await _sessions.pop(other).close()  # its loop is gone: this only marks it closed
         session = _sessions[loop] = session_new()
     return session
+
+
+@atexit.register
+def _sessions_detach() -> None:
+    """At exit the loops are stopped: let the sessions go quietly (the OS closes their sockets)."""
+    for session in _sessions.values():
+        session.detach()
 
 
 def request_session_set(session: aiohttp.ClientSession) -> contextvars.Token:
@@ -61,9 +71,8 @@ def request_session_reset(token: contextvars.Token) -> None:
 
 
 async def upstream_post(url: str, body: bytes) -> aiohttp.ClientResponse:
-    return await upstream_session().post(
-        url, data=body, headers={"Content-Type": "application/json"}, allow_redirects=False
-    )
+    session = await upstream_session()
+    return await session.post(url, data=body, headers={"Content-Type": "application/json"}, allow_redirects=False)
 
 
 def with_caps_version(line: bytes, prefix: bytes) -> bytes:

@@ -85,17 +85,26 @@ def usage_flush_now() -> None:
 
 
 def _write(rows: list[dict[str, Any]]) -> None:
-    from django.db import DatabaseError, connection
+    from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
 
     from stats.services import completions_served_record
 
     try:
-        completions_served_record(rows)
-    except DatabaseError as error:
-        # Dropped with the connection: the next write opens a fresh one.
+        with transaction.atomic():
+            completions_served_record(rows)
+    except (InterfaceError, OperationalError) as error:
+        # The database is away: the rows wait for the next write, on a fresh connection.
         connection.close()
         logger.warning("could not write %d usage rows (kept for the next write): %s", len(rows), error)
         _give_back(rows)
+    except DatabaseError:
+        # A row the database refuses would refuse the whole batch every time: write them one by one.
+        for row in rows:
+            try:
+                with transaction.atomic():  # a savepoint where a caller holds a transaction
+                    completions_served_record([row])
+            except DatabaseError as error:
+                logger.error("usage row refused and dropped: %r (%s)", row, error)
 
 
 atexit.register(usage_flush_now)
