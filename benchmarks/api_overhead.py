@@ -95,10 +95,15 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--per-stream", type=int, default=4, help="requests per concurrent stream")
     parser.add_argument("--rounds", type=int, default=3, help="alternating direct/ours rounds of the concurrent run")
+    parser.add_argument(
+        "--inference-threads", type=int, help="torch threads of the inference server (default: every core)"
+    )
     args = parser.parse_args()
 
     server_env = {"REFACT_PLUGIN_RATE_LIMIT": "1000000", "REFACT_PLUGIN_MAX_INFLIGHT": str(args.concurrency * 2)}
-    with running_stack(max_batch=args.concurrency, server_env=server_env) as stack:
+    with running_stack(
+        max_batch=args.concurrency, server_env=server_env, inference_threads=args.inference_threads
+    ) as stack:
         direct, ours, key = stack.direct, stack.ours, stack.key
         added = asyncio.run(sequential(direct, ours, key, args.requests, args.tokens))
         direct_rates, ours_rates = [], []

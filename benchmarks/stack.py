@@ -88,7 +88,9 @@ class Stack:
 
 
 @contextmanager
-def running_stack(*, max_batch: int, server_env: dict[str, str] | None = None) -> Iterator[Stack]:
+def running_stack(
+    *, max_batch: int, server_env: dict[str, str] | None = None, inference_threads: int | None = None
+) -> Iterator[Stack]:
     """The inference server on the tiny model and our server routing `bench` to it, until the block ends."""
     data_dir = Path(tempfile.mkdtemp(prefix="refact-bench-"))
     key, model_dir = prepare(data_dir)
@@ -101,6 +103,8 @@ def running_stack(*, max_batch: int, server_env: dict[str, str] | None = None) -
     logs = open(data_dir / "processes.log", "wb")  # noqa: SIM115
     inference_args = [sys.executable, "-m", "gpu_worker.inference_server", "--model-dir", str(model_dir)]
     inference_args += ["--served-name", MODEL, "--port", str(inference_port), "--max-batch", str(max_batch)]
+    if inference_threads:
+        inference_args += ["--threads", str(inference_threads)]
     processes = [
         subprocess.Popen(inference_args, cwd=REPO, env=env, stdout=logs, stderr=subprocess.STDOUT),  # noqa: S603
         subprocess.Popen(  # noqa: S603
