@@ -388,14 +388,9 @@ async def proxy(request, *, serializer_class, capability: str, path: str) -> Htt
         return _error(405, f"method {request.method} not allowed; use POST")
     started = time.monotonic()
     try:
-        import os
-
-        if os.environ.get("XINLINE"):
-            prepared = _prepare_guarded(request, serializer_class=serializer_class, capability=capability, path=path)
-        else:
-            prepared = await sync_to_async(_prepare_guarded)(
-                request, serializer_class=serializer_class, capability=capability, path=path
-            )
+        prepared = await sync_to_async(_prepare_guarded)(
+            request, serializer_class=serializer_class, capability=capability, path=path
+        )
     except Exception as error:
         part = outage_of(error)
         if part is None:
