@@ -83,15 +83,21 @@ class Stack:
     key: str
     direct: str  # the inference server
     ours: str  # our server, in front of it
+    bare: str  # benchmarks/bare_relay.py in front of it (empty unless asked for)
     server_pid: int
     data_dir: Path
 
 
 @contextmanager
 def running_stack(
-    *, max_batch: int, server_env: dict[str, str] | None = None, inference_threads: int | None = None
+    *,
+    max_batch: int,
+    server_env: dict[str, str] | None = None,
+    inference_threads: int | None = None,
+    bare_relay: bool = False,
 ) -> Iterator[Stack]:
-    """The inference server on the tiny model and our server routing `bench` to it, until the block ends."""
+    """The inference server on the tiny model and our server routing `bench` to it (and, with BARE_RELAY,
+    benchmarks/bare_relay.py in front of it too), until the block ends."""
     data_dir = Path(tempfile.mkdtemp(prefix="refact-bench-"))
     key, model_dir = prepare(data_dir)
     env = {**os.environ, "REFACT_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1"}
@@ -115,10 +121,24 @@ def running_stack(
             stderr=subprocess.STDOUT,
         ),
     ]
+    bare = ""
+    if bare_relay:
+        bare = f"http://127.0.0.1:{free_port()}"
+        relay_args = [
+            sys.executable,
+            "benchmarks/bare_relay.py",
+            "--port",
+            bare.rsplit(":", 1)[1],
+            "--upstream",
+            direct,
+        ]
+        processes.append(subprocess.Popen(relay_args, cwd=REPO, env=env, stdout=logs, stderr=subprocess.STDOUT))  # noqa: S603
     try:
         wait_for(f"{direct}/health")
         wait_for(f"{ours}/healthz", any_answer=True)  # no worker here: it answers 503
-        yield Stack(key=key, direct=direct, ours=ours, server_pid=processes[1].pid, data_dir=data_dir)
+        if bare:
+            wait_for(f"{bare}/health", any_answer=True)
+        yield Stack(key=key, direct=direct, ours=ours, bare=bare, server_pid=processes[1].pid, data_dir=data_dir)
     finally:
         for process in processes:
             process.terminate()

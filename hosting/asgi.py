@@ -64,7 +64,7 @@ async def _send_whole(response: HttpResponse, send) -> None:
     await send({"type": "http.response.body", "body": response.content})
 
 
-async def _send_stream(stream: Stream, receive, send) -> None:
+async def send_stream(stream: Stream, receive, send) -> None:
     """Relay the events until they end or the client hangs up, whichever comes first."""
 
     async def relay() -> None:
@@ -106,7 +106,7 @@ async def plugin_app(scope: dict[str, Any], receive, send) -> None:
         error = {"detail": message, "error": {"message": message, "type": "api_error", "param": None, "code": 500}}
         result = HttpResponse(json.dumps(error), status=500, content_type="application/json")
     if isinstance(result, Stream):
-        await _send_stream(result, receive, send)
+        await send_stream(result, receive, send)
     else:
         await _send_whole(result, send)
 

@@ -1,12 +1,12 @@
-"""The body cap inside daphne: Twisted writes a request body to a temporary file before daphne hands the
-request to the application, so the cap must act while the bytes arrive. Imported by `manage.py serve`
-only, after daphne has installed its reactor."""
+"""daphne as `manage.py serve` runs it: the body cap inside daphne (Twisted writes a request body to a
+temporary file before daphne hands the request to the application, so the cap must act while the
+bytes arrive) and TCP_NODELAY on every connection. Imported after daphne has installed its reactor."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from daphne.http_protocol import WebRequest
+from daphne.http_protocol import HTTPFactory, WebRequest
 
 from refact_site.bodylimit import body_limit_for, too_large_response
 
@@ -60,3 +60,28 @@ class LimitedWebRequest(WebRequest):
         transport = self.channel.transport
         transport.write(head + body)
         transport.loseConnection()
+
+
+class RefactHTTPFactory(HTTPFactory):
+    def buildProtocol(self, addr: Any) -> Any:  # noqa: N802 (Twisted's name)
+        protocol = super().buildProtocol(addr)
+        if protocol is not None:
+            # Bodies over the cap are refused while they arrive, before Twisted stores them.
+            protocol.requestFactory = LimitedWebRequest
+            made = protocol.connectionMade
+
+            def connection_made() -> None:
+                made()
+                # Streamed completions are many small writes: without TCP_NODELAY, Nagle's algorithm
+                # holds each one until the client's delayed ACK (~40 ms per event).
+                protocol.transport.setTcpNoDelay(True)
+
+            protocol.connectionMade = connection_made
+        return protocol
+
+
+def http_factory_install() -> None:
+    """Make daphne serve HTTP with RefactHTTPFactory (daphne.server looks the factory up when it runs)."""
+    import daphne.server
+
+    daphne.server.HTTPFactory = RefactHTTPFactory

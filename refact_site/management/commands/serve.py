@@ -59,29 +59,9 @@ class Command(BaseCommand):
                 self.listen_failed = True
                 super().listen_error(failure)
 
-        # Streamed completions are many small writes: without TCP_NODELAY, Nagle's algorithm holds each
-        # one until the client's delayed ACK (~40 ms per event). daphne.server looks the factory up at run.
-        import daphne.server
-        from daphne.http_protocol import HTTPFactory
+        from refact_site.daphne_limits import http_factory_install
 
-        from refact_site.daphne_limits import LimitedWebRequest
-
-        class NoDelayHTTPFactory(HTTPFactory):
-            def buildProtocol(self, addr: Any) -> Any:
-                protocol = super().buildProtocol(addr)
-                if protocol is not None:
-                    # Bodies over the cap are refused while they arrive, before Twisted stores them.
-                    protocol.requestFactory = LimitedWebRequest
-                    made = protocol.connectionMade
-
-                    def connection_made() -> None:
-                        made()
-                        protocol.transport.setTcpNoDelay(True)
-
-                    protocol.connectionMade = connection_made
-                return protocol
-
-        daphne.server.HTTPFactory = NoDelayHTTPFactory
+        http_factory_install()
 
         server = RefactServer(
             application=get_default_application(),
