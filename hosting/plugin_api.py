@@ -1,8 +1,10 @@
 """The plugin API (DESIGN.md, Plugin API): Refact caps, OpenAI-compatible completions, chat and embeddings.
 
-Completions, chat and embeddings are plain async Django views so that streams are relayed without a
-thread per stream; they authenticate with the same API-key class as the DRF views and validate bodies
-with DRF serializers. Each is documented in the OpenAPI schema through a DRF view class (`cls`).
+Completions, chat and embeddings are answered by `proxy`, which the plugin ASGI app (`hosting.asgi`)
+serves in production and async Django views serve where a request goes through Django (the test
+client); streams are relayed without a thread per stream. They authenticate with the same API-key
+class as the DRF views and validate bodies with DRF serializers. Each is documented in the OpenAPI
+schema through a DRF view class (`cls`).
 """
 
 from __future__ import annotations

@@ -26,8 +26,19 @@ def completion_served_record(
     chunks: int = 0,
     created_at: datetime | None = None,
 ) -> CompletionServed:
-    fields = dict(locals())
-    return completions_served_record([fields])[0]
+    row = {
+        "user_id": user_id,
+        "team_id": team_id,
+        "model": model,
+        "kind": kind,
+        "status": status,
+        "latency_ms": latency_ms,
+        "first_token_ms": first_token_ms,
+        "streamed": streamed,
+        "chunks": chunks,
+        "created_at": created_at,
+    }
+    return completions_served_record([row])[0]
 
 
 def completions_served_record(rows: list[dict[str, Any]]) -> list[CompletionServed]:
