@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from typing import Any
 
 from django.http import HttpResponse
 from django.http.request import HttpHeaders
 
-from hosting.plugin_api import ENDPOINTS, Stream, answer
+from hosting.plugin_api import ENDPOINTS, Stream, answer, error_response
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +89,7 @@ async def send_stream(stream: Stream, receive, send) -> None:
                     await task
         # Runs the relay's cleanup (usage row, upstream closed, slot given back) however it ended.
         await stream.events.aclose()
-    if relaying.done() and not relaying.cancelled() and relaying.exception() is not None:
+    if not relaying.cancelled() and relaying.exception() is not None:
         raise relaying.exception()  # type: ignore[misc]
 
 
@@ -102,9 +101,7 @@ async def plugin_app(scope: dict[str, Any], receive, send) -> None:
         result = await answer(PluginRequest(scope, body))
     except Exception:
         logger.exception("plugin request %s %s failed", scope["method"], scope["path"])
-        message = "internal server error"
-        error = {"detail": message, "error": {"message": message, "type": "api_error", "param": None, "code": 500}}
-        result = HttpResponse(json.dumps(error), status=500, content_type="application/json")
+        result = error_response(500, "internal server error")
     if isinstance(result, Stream):
         await send_stream(result, receive, send)
     else:

@@ -193,7 +193,9 @@ class Prepared:
     caps_version: int
 
 
-def _error(status: int, message: str, *, field: str | None = None, retry_after: int | None = None, **extra: Any):
+def error_response(
+    status: int, message: str, *, field: str | None = None, retry_after: int | None = None, **extra: Any
+):
     body: dict[str, Any] = {"detail": message}
     if field:
         body["field"] = field
@@ -224,13 +226,13 @@ def _authenticate(request: HttpRequest):
     try:
         result = ApiKeyAuthentication().authenticate(request)
     except exceptions.Throttled as error:
-        return _error(429, str(error.detail), retry_after=int(error.wait or 1))
+        return error_response(429, str(error.detail), retry_after=int(error.wait or 1))
     except exceptions.AuthenticationFailed as error:
-        response = _error(401, str(error.detail))
+        response = error_response(401, str(error.detail))
         response["WWW-Authenticate"] = ApiKeyAuthentication().authenticate_header(request)
         return response
     if result is None:
-        response = _error(401, "Authentication credentials were not provided.")
+        response = error_response(401, "Authentication credentials were not provided.")
         response["WWW-Authenticate"] = ApiKeyAuthentication().authenticate_header(request)
         return response
     return result
@@ -265,33 +267,35 @@ def _prepare(request: HttpRequest, *, serializer_class: type[serializers.Seriali
         raw = request.body
     except RequestDataTooBig:
         field, message = too_large_message(request.path)
-        return _error(413, message, field=field)
+        return error_response(413, message, field=field)
     try:
         body = json.loads(raw or b"null", parse_constant=_refuse_constant)
     except (ValueError, UnicodeDecodeError) as error:
-        return _error(400, f"the body is not valid JSON: {error}", field="body")
+        return error_response(400, f"the body is not valid JSON: {error}", field="body")
     except RecursionError:
-        return _error(400, "the body is not valid JSON: nested too deeply", field="body")
+        return error_response(400, "the body is not valid JSON: nested too deeply", field="body")
     if not isinstance(body, dict):
-        return _error(400, "the body must be a JSON object", field="body")
+        return error_response(400, "the body must be a JSON object", field="body")
     serializer = serializer_class(data=body)
     if not serializer.is_valid():
         field, message = _first_error(serializer.errors)
-        return _error(400, f"{field}: {message}" if field else message, field=field or "body")
+        return error_response(400, f"{field}: {message}" if field else message, field=field or "body")
     data = dict(serializer.validated_data)
     unencodable = _first_unencodable(data)
     if unencodable is not None:
         # JSON may spell a lone surrogate (\ud800); it is not text and cannot be sent on as UTF-8.
-        return _error(400, f"{unencodable}: contains a lone surrogate, which is not valid text", field=unencodable)
+        return error_response(
+            400, f"{unencodable}: contains a lone surrogate, which is not valid text", field=unencodable
+        )
     try:
         project = data.pop("project", None)
         served = plugin_selectors.route_resolve(user=user, model=data["model"], capability=capability, project=project)
         _check_context(served=served, data=data)
         version = plugin_selectors.caps_version_for(user=user, project=project)
     except UnavailableError as error:
-        return _error(503, error.message, retry_after=error.retry_after, **_details(error))
+        return error_response(503, error.message, retry_after=error.retry_after, **_details(error))
     except ApplicationError as error:
-        return _error(error.status_code, error.message, **_details(error))
+        return error_response(error.status_code, error.message, **_details(error))
     data["model"] = served.name
     if capability == CHAT:
         data["messages"] = [dict(message) for message in data["messages"]]
@@ -387,7 +391,7 @@ class Stream:
 async def proxy(request, *, serializer_class, capability: str, path: str) -> HttpResponse | Stream:
     """One plugin request (an HttpRequest, or the ASGI app's PluginRequest) answered or streamed."""
     if request.method != "POST":
-        return _error(405, f"method {request.method} not allowed; use POST")
+        return error_response(405, f"method {request.method} not allowed; use POST")
     started = time.monotonic()
     try:
         prepared = await sync_to_async(_prepare_guarded)(
@@ -403,7 +407,7 @@ async def proxy(request, *, serializer_class, capability: str, path: str) -> Htt
         return prepared
     slot = await limit_acquire(prepared.key_id)
     if isinstance(slot, Refusal):
-        return _error(429, slot.message, retry_after=slot.retry_after)
+        return error_response(429, slot.message, retry_after=slot.retry_after)
     released = False
 
     async def release() -> None:
@@ -432,7 +436,7 @@ async def proxy(request, *, serializer_class, capability: str, path: str) -> Htt
         upstream = await upstream_post(prepared.url, json.dumps(prepared.payload).encode())
     except TimeoutError:
         await release()
-        return _error(
+        return error_response(
             503,
             f"the inference server of {prepared.model!r} did not answer in time",
             field="model",
@@ -441,7 +445,7 @@ async def proxy(request, *, serializer_class, capability: str, path: str) -> Htt
         )
     except aiohttp.ClientError as error:
         await release()
-        return _error(
+        return error_response(
             503,
             f"the inference server of {prepared.model!r} is unreachable ({type(error).__name__})",
             field="model",
@@ -457,7 +461,7 @@ async def proxy(request, *, serializer_class, capability: str, path: str) -> Htt
             content = await upstream.read()
         except UPSTREAM_ERRORS:
             await release()
-            return _error(
+            return error_response(
                 503,
                 f"the inference server of {prepared.model!r} broke off its answer",
                 retry_after=UPSTREAM_RETRY_AFTER_SECONDS,

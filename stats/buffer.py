@@ -25,6 +25,7 @@ _pending: list[dict[str, Any]] = []
 # Loops with a write scheduled: a test client's loop may end before its write runs; the next loop
 # (or the exit hook) writes those rows.
 _scheduled: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
+_tasks: set[asyncio.Task] = set()
 
 
 def usage_record(**row: Any) -> None:
@@ -34,10 +35,7 @@ def usage_record(**row: Any) -> None:
     row.setdefault("created_at", timezone.now())
     with _lock:
         _pending.append(row)
-        if len(_pending) > MAX_PENDING:
-            dropped = len(_pending) - MAX_PENDING
-            del _pending[:dropped]
-            logger.warning("usage buffer full: dropped the %d oldest rows", dropped)
+        _trim()
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:  # called from synchronous code: write now
@@ -57,7 +55,16 @@ def _take() -> list[dict[str, Any]]:
 
 def _give_back(rows: list[dict[str, Any]]) -> None:
     with _lock:
-        _pending[:0] = rows[-MAX_PENDING:]
+        _pending[:0] = rows
+        _trim()
+
+
+def _trim() -> None:
+    """Drop the oldest rows beyond MAX_PENDING (the caller holds the lock)."""
+    if len(_pending) > MAX_PENDING:
+        dropped = len(_pending) - MAX_PENDING
+        del _pending[:dropped]
+        logger.warning("usage buffer full: dropped the %d oldest rows", dropped)
 
 
 def _start_flush(loop: asyncio.AbstractEventLoop) -> None:
@@ -65,9 +72,6 @@ def _start_flush(loop: asyncio.AbstractEventLoop) -> None:
     task = loop.create_task(usage_flush())
     _tasks.add(task)
     task.add_done_callback(_tasks.discard)
-
-
-_tasks: set[asyncio.Task] = set()
 
 
 async def usage_flush() -> None:
