@@ -21,11 +21,15 @@ def healthz(http: httpx.Client) -> tuple[int, list[str]]:
     return response.status_code, response.json()["failing"]
 
 
-def log_in(http: httpx.Client, base: str) -> None:
+def try_log_in(http: httpx.Client, base: str) -> httpx.Response:
     csrf = http.get("/login/").cookies["csrftoken"]
-    response = http.post(
+    return http.post(
         "/login/", data={"username": "admin", "password": TOKEN, "csrfmiddlewaretoken": csrf}, headers={"Referer": base}
     )
+
+
+def log_in(http: httpx.Client, base: str) -> None:
+    response = try_log_in(http, base)
     assert response.status_code == 302, response.text[-3000:]
 
 
@@ -41,7 +45,14 @@ def test_postgres_down_at_start_then_lost_then_back():
 
             proxy.start()
             wait_until(lambda: healthz(http)[0] == 200, timeout=60, message="recovery after the database came up")
-            log_in(http, server.url)  # the admin was bootstrapped once the database appeared
+            # The admin is bootstrapped once the database appears: by a thread that retries with backoff,
+            # so it may come a few seconds after /healthz is green.
+            wait_until(
+                lambda: try_log_in(http, server.url).status_code == 302,
+                timeout=40,
+                interval=1.0,
+                message="the admin to be bootstrapped after the database came up",
+            )
             assert http.get("/").status_code == 200
 
             proxy.stop()
