@@ -93,10 +93,10 @@ class ApiKeyAuthentication(BaseAuthentication):
 
     @staticmethod
     def _verified_key(key_id: str | None, secret: str | None) -> ApiKey | None:
+        from accounts.selectors import api_key_with_user
         from accounts.services import api_key_hash
 
-        # order_by(): a unique lookup needs none of the default ordering (and its join).
-        key = ApiKey.objects.select_related("user").filter(key_id=key_id).order_by().first() if key_id else None
+        key = api_key_with_user(key_id) if key_id else None
         expected = key.secret_hash if key else _DUMMY_HASH
         given = api_key_hash(secret or "")
         if hmac.compare_digest(expected, given) and key is not None:
