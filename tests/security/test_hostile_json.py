@@ -233,6 +233,22 @@ def test_daphne_answers_413_before_the_body_has_arrived() -> None:
         assert fine.startswith(b"HTTP/1.1 401"), fine[:300]
 
 
+@pytest.mark.django_db(transaction=True)
+def test_daphne_leaves_form_bodies_to_the_application() -> None:
+    """Twisted's own form parsing is off: it read a whole multipart body into memory (up to the upload
+    cap, several copies) and answered one it could not parse with a bare 400 of its own."""
+    with running_server() as server:
+        unparseable = raw_exchange(
+            server.port,
+            b"POST /v1/completions HTTP/1.1\r\nHost: localhost\r\nContent-Type: multipart/form-data\r\n"
+            b"Content-Length: 2\r\nConnection: close\r\n\r\n{}",
+            [],
+        )
+        # The application's answer (no key), not Twisted's.
+        assert unparseable.startswith(b"HTTP/1.1 401"), unparseable[:300]
+        assert b"Authentication credentials were not provided" in unparseable
+
+
 # --- type confusion: every field of every body ------------------------------------------------
 
 CONFUSING_VALUES: list[Any] = [None, [], {"$gt": ""}, "x" * 5000, -1, 2**63, "NaN", True]
