@@ -11,7 +11,6 @@ would keep them taken for as long as the key stays busy. Its leases simply lapse
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import time
@@ -37,6 +36,7 @@ class Slot:
     key: str
     member: str = ""
     renewal: asyncio.Task | None = field(default=None, repr=False)
+    released: bool = False
 
 
 class MemoryLimiter:
@@ -111,6 +111,8 @@ class RedisLimiter:
         inflight_key = self.inflight_key(slot.key)
         while True:
             await asyncio.sleep(lease / 3)
+            if slot.released:  # its cancellation was swallowed (see release)
+                return
             try:
                 now = time.time()
                 async with self.client().pipeline(transaction=True) as pipe:
@@ -121,10 +123,13 @@ class RedisLimiter:
                 logger.warning("could not renew an in-flight slot of key %s: %s", slot.key, error)
 
     async def release(self, slot: Slot) -> None:
+        # The renewal is cancelled, not awaited: redis-py can swallow a cancellation that lands
+        # mid-command (redis/redis-py#2028), and awaiting it then never returned, so the request never
+        # ended and its renewal kept the slot taken for good. A renewal that goes on anyway stops at
+        # its next wake-up, and its XX update cannot bring back the member removed here.
+        slot.released = True
         if slot.renewal is not None:
             slot.renewal.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await slot.renewal
         await self.client().zrem(self.inflight_key(slot.key), slot.member)
 
 

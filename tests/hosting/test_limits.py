@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 
 import pytest
@@ -50,5 +51,37 @@ def test_a_live_request_keeps_its_slot_past_the_lease_and_gives_it_back(limiter)
             await limiter.release(slot)
         for _ in range(2):
             assert isinstance(await limiter.acquire(key, **LIMITS), Slot)
+
+    asyncio.run(scenario())
+
+
+def test_a_renewal_that_swallows_its_cancellation_neither_holds_up_the_request_nor_the_slot(limiter, monkeypatch):
+    """redis-py can turn a cancellation that lands mid-command into an error (redis/redis-py#2028).
+    Giving the slot back used to wait for the renewal, which then never ended: the request hung and
+    its renewal kept the slot taken for good."""
+    import redis.asyncio.client
+    import redis.exceptions
+
+    key = f"swallow-{uuid.uuid4().hex}"
+
+    async def command_in_flight(self, *args, **kwargs):
+        try:
+            await asyncio.sleep(0.5)
+        except asyncio.CancelledError:
+            raise redis.exceptions.ConnectionError("connection closed while reading") from None
+        return [True, True]
+
+    async def scenario() -> None:
+        slot = await limiter.acquire(key, **LIMITS)
+        monkeypatch.setattr(redis.asyncio.client.Pipeline, "execute", command_in_flight)
+        await asyncio.sleep(1.2)  # the first renewal (every second) is mid-command
+        started = time.monotonic()
+        await asyncio.wait_for(limiter.release(slot), 5)
+        assert time.monotonic() - started < 0.5  # it waited for the renewal only with the bug
+        monkeypatch.undo()
+        assert await limiter.client().zscore(limiter.inflight_key(key), slot.member) is None
+        await asyncio.sleep(1.5)  # the renewal wakes up once more: it stops, and renews nothing
+        assert slot.renewal.done()
+        assert await limiter.client().zscore(limiter.inflight_key(key), slot.member) is None
 
     asyncio.run(scenario())
