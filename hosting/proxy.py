@@ -82,20 +82,56 @@ def with_caps_version(line: bytes, prefix: bytes) -> bytes:
     return line
 
 
+class _SilenceWatch:
+    """Fails a stream once the inference server has sent nothing for `REFACT_UPSTREAM_READ_TIMEOUT`.
+
+    aiohttp's own read timeout (sock_read) re-arms a timer on every chunk, a tenth of a relayed
+    stream's CPU. Here a chunk only notes the time; the one timer, when it fires, moves itself to
+    the last chunk's deadline, so it fires at most once per timeout period while data flows."""
+
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self.response = response
+        self.seconds = settings.REFACT_UPSTREAM_READ_TIMEOUT
+        self.loop = asyncio.get_running_loop()
+        self.last = self.loop.time()
+        connection = response.connection
+        if connection is not None and connection.protocol is not None:
+            # The headers have come: this watch takes over (start_timeout drops the armed timer).
+            connection.protocol.read_timeout = None
+            connection.protocol.start_timeout()
+        self.timer = self.loop.call_later(self.seconds, self.check)
+
+    def check(self) -> None:
+        deadline = self.last + self.seconds
+        if self.loop.time() + 0.01 < deadline:  # a chunk came since: wait for the new deadline
+            self.timer = self.loop.call_at(deadline, self.check)
+            return
+        error = aiohttp.ServerTimeoutError(f"the inference server sent nothing for {self.seconds} s")
+        self.response.content.set_exception(error)
+
+    def stop(self) -> None:
+        self.timer.cancel()
+
+
 async def relay_events(
     response: aiohttp.ClientResponse, *, caps_version: int, counter: dict[str, int]
 ) -> AsyncIterator[bytes]:
     """The upstream SSE stream, each event forwarded as soon as its line is complete."""
     prefix = f'"caps_version":{caps_version},'.encode()
     pending = b""
-    async for chunk in response.content.iter_any():
-        pending += chunk
-        cut = pending.rfind(b"\n")
-        if cut < 0:
-            continue
-        complete, pending = pending[: cut + 1], pending[cut + 1 :]
-        lines = complete.split(b"\n")
-        counter["events"] += sum(1 for line in lines if line.startswith(b"data: {"))
-        yield b"\n".join(with_caps_version(line, prefix) for line in lines)
+    watch = _SilenceWatch(response)
+    try:
+        async for chunk in response.content.iter_any():
+            watch.last = watch.loop.time()
+            pending += chunk
+            cut = pending.rfind(b"\n")
+            if cut < 0:
+                continue
+            complete, pending = pending[: cut + 1], pending[cut + 1 :]
+            lines = complete.split(b"\n")
+            counter["events"] += sum(1 for line in lines if line.startswith(b"data: {"))
+            yield b"\n".join(with_caps_version(line, prefix) for line in lines)
+    finally:
+        watch.stop()
     if pending:
         yield with_caps_version(pending, prefix)

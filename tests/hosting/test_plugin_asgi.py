@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
+import threading
+import time
 from typing import Any
 
 import pytest
@@ -130,3 +133,64 @@ def test_the_request_carries_what_authentication_reads() -> None:
     assert request.META["HTTP_X_FORWARDED_FOR"] == "1.1.1.1,2.2.2.2"
     assert request.headers["Accept"] == "application/json"
     assert (request.method, request.path, request.body) == ("POST", "/v1/chat/completions", b"{}")
+
+
+@pytest.fixture
+def silent_server(tiny_model):
+    """An inference server that answers a stream's headers and first event, then says nothing more
+    (or, for a request with "max_tokens": 2, sends no headers at all), holding the connection open."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+
+    def serve() -> None:
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            held.append(connection)
+            request = b""
+            while b"\r\n\r\n" not in request or not request.rstrip().endswith(b"}"):
+                request += connection.recv(65536)
+            if b'"max_tokens": 2' in request:
+                continue  # no headers
+            event = b'data: {"choices": [{"text": "a", "index": 0}]}\n\n'
+            connection.sendall(
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+                + b"%x\r\n" % len(event)
+                + event
+                + b"\r\n"
+            )
+
+    threading.Thread(target=serve, daemon=True).start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    with override_settings(REFACT_INFERENCE_SERVERS=[f"tiny-test={url}"], REFACT_UPSTREAM_READ_TIMEOUT=1):
+        served_models_forget()
+        yield url
+    served_models_forget()
+    listener.close()
+    for connection in held:
+        connection.close()
+
+
+def test_an_inference_server_gone_silent_ends_the_stream_after_the_read_timeout(
+    admin_user, api_key_for, silent_server
+) -> None:
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {api_key_for(admin_user)}"}
+    body = json.dumps({"prompt": "x", "max_tokens": 5, "stream": True}).encode()
+    started = time.monotonic()
+    response = through_app("POST", "/v1/completions", body, headers)
+    took = time.monotonic() - started
+    assert response["status"] == 200
+    events = [line for line in response["body"].decode().split("\n") if line.startswith("data: ")]
+    assert json.loads(events[0][6:])["choices"][0]["text"] == "a"  # relayed before the silence
+    # Our watch's error (aiohttp's own read timeout would be a SocketTimeoutError).
+    assert "(ServerTimeoutError)" in json.loads(events[1][6:])["error"]["message"]
+    assert events[-1] == "data: [DONE]"
+    assert 0.9 < took < 5, took
+
+    # Before the headers, aiohttp's own read timeout applies: a 503 after the same second.
+    started = time.monotonic()
+    silent = through_app("POST", "/v1/completions", json.dumps({"prompt": "x", "max_tokens": 2}).encode(), headers)
+    assert silent["status"] == 503 and "did not answer in time" in silent["body"].decode(), silent["body"][:300]
+    assert 0.9 < time.monotonic() - started < 5
