@@ -85,7 +85,7 @@ def with_caps_version(line: bytes, prefix: bytes) -> bytes:
 class _SilenceWatch:
     """Fails a stream once the inference server has sent nothing for `REFACT_UPSTREAM_READ_TIMEOUT`.
 
-    aiohttp's own read timeout (sock_read) re-arms a timer on every chunk, a tenth of a relayed
+    aiohttp's own read timeout (sock_read) re-arms a timer on every chunk, about 8% of a relayed
     stream's CPU. Here a chunk only notes the time; the one timer, when it fires, moves itself to
     the last chunk's deadline, so it fires at most once per timeout period while data flows."""
 
