@@ -10,7 +10,7 @@ A third target is measured in the same run, interleaved too: benchmarks/bare_rel
 and relay code with nothing of our API (no key, validation, routing, limits or usage rows). Its figures
 are what the proxy hop itself costs on this machine; ours minus its is what our API costs.
 
-    python benchmarks/api_overhead.py [--requests 100] [--tokens 16] [--concurrency 16] [--rounds 4]
+    python benchmarks/api_overhead.py [--requests 100] [--tokens 16] [--concurrency 16] [--rounds 5] [--per-stream 8]
 
 Uses the tiny model built in a temporary data directory; the database and Redis are the embedded
 default unless DATABASE_URL / REDIS_URL are set.
@@ -96,8 +96,10 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=100, help="sequential request pairs")
     parser.add_argument("--tokens", type=int, default=16, help="tokens per completion")
     parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--per-stream", type=int, default=4, help="requests per concurrent stream")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating direct/ours rounds of the concurrent run")
+    parser.add_argument("--per-stream", type=int, default=8, help="requests per concurrent stream")
+    parser.add_argument(
+        "--rounds", type=int, default=5, help="rounds of the concurrent run (direct, bare relay and ours in turn)"
+    )
     parser.add_argument(
         "--inference-threads", type=int, help="torch threads of the inference server (default: every core)"
     )

@@ -55,10 +55,14 @@ async def upstream_session() -> aiohttp.ClientSession:
 
 
 @atexit.register
-def _sessions_detach() -> None:
-    """At exit the loops are stopped: let the sessions go quietly (the OS closes their sockets)."""
-    for session in _sessions.values():
-        session.detach()
+def _sessions_close() -> None:
+    """At exit the loops have stopped. A session whose loop is still open (the server's) is closed on
+    it; the others are let go (the OS closes their sockets)."""
+    for loop, session in _sessions.items():
+        if loop.is_closed() or loop.is_running():
+            session.detach()
+        else:
+            loop.run_until_complete(session.close())
 
 
 def request_session_set(session: aiohttp.ClientSession) -> contextvars.Token:
