@@ -28,7 +28,26 @@ for (const button of document.querySelectorAll("[data-copy]")) {
   });
 }
 
-// Server states change as the supervisor starts models: refresh them without reloading the page.
+// The published LoRA names, as the server renders them (a new run's best checkpoint changes them).
+const renderLoras = (cell, a) => {
+  const parts = [];
+  const element = (tag, className, text) => {
+    const node = document.createElement(tag);
+    node.className = className;
+    node.textContent = text;
+    return node;
+  };
+  if (a.published_loras.length) {
+    for (const name of a.published_loras) parts.push(element("code", "lora-name", name), " ");
+  } else {
+    parts.push(element("span", "muted", "off: the base model alone"));
+  }
+  for (const problem of a.lora_problems) parts.push(" ", element("span", "badge warn", problem));
+  cell.replaceChildren(...parts);
+};
+
+// Server states change as the supervisor starts models, and LoRA names as runs complete: refresh
+// both without reloading the page.
 const rows = document.querySelectorAll("tr[data-model]:not(.finetune-row)");
 if (rows.length) {
   const refresh = async () => {
@@ -43,6 +62,12 @@ if (rows.length) {
         badge.textContent = a.state;
         badge.className = "badge " + (a.state === "ready" ? "ok" : a.state === "failed" ? "bad" : "warn");
         row.querySelector("[data-role=reason]").textContent = a.reason;
+        const loras = document.querySelector(`tr.finetune-row[data-model="${CSS.escape(a.model)}"] [data-role=loras]`);
+        const key = JSON.stringify([a.published_loras, a.lora_problems]);
+        if (loras && loras.dataset.shown !== key) {
+          renderLoras(loras, a);
+          loras.dataset.shown = key;
+        }
       }
     } catch { /* offline for a moment: try again later */ }
   };

@@ -241,4 +241,15 @@ def journey(page, base: str, repository: Path, clock: Clock) -> None:
     page.reload()
     page.wait_for_selector("tr[data-model=tiny-test] [data-role=state] >> text=ready")
     shot(page, 10, "hosting-lora")
+
+    # Another tab turns the LoRA off: this one follows without a reload (it polls the assignments).
+    other = page.context.new_page()
+    other.goto(f"{base}/hosting/")
+    other_row = other.locator("tr.finetune-row[data-model=tiny-test]")
+    other_row.locator("select[name=mode]").select_option("off")
+    other_row.locator("text=Apply").click()
+    other.wait_for_selector("tr.finetune-row[data-model=tiny-test] >> text=off: the base model alone")
+    other.close()
+    page.wait_for_selector("tr.finetune-row[data-model=tiny-test] >> text=off: the base model alone", timeout=15_000)
+    assert page.locator(f"tr.finetune-row code >> text={published}").count() == 0
     clock.lap("hosting and plugin")
