@@ -13,7 +13,7 @@ import html
 import json
 import re
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from typing import IO, Any
 
 from django.conf import settings
 
@@ -63,6 +63,55 @@ def declared_length(headers: list[tuple[bytes, bytes]]) -> int | None:
     return None
 
 
+LAZY_BODY_HEADER = b"x-refact-lazy-body"
+LAZY_BODY_CHUNK = 256 * 1024
+# Token -> the temporary file of a request body not yet handed to the application (event loop only).
+_lazy_bodies: dict[str, IO[bytes]] = {}
+
+
+def lazy_body_keep(token: str, body: IO[bytes]) -> None:
+    _lazy_bodies[token] = body
+
+
+def lazy_body_close(token: str) -> None:
+    body = _lazy_bodies.pop(token, None)
+    if body is not None:
+        body.close()
+
+
+def lazy_body_receive(scope: dict[str, Any], receive: Callable[[], Awaitable[dict]]) -> Callable[[], Awaitable[dict]]:
+    """RECEIVE, or where daphne's request kept the body in its file (`daphne_limits.LimitedWebRequest`),
+    a receive that reads the file chunk by chunk as the application asks (the header is removed
+    from SCOPE)."""
+    headers = scope.get("headers") or []
+    token = next((value.decode("latin-1") for name, value in headers if name == LAZY_BODY_HEADER), None)
+    if token is None:
+        return receive
+    scope["headers"] = [(name, value) for name, value in headers if name != LAZY_BODY_HEADER]
+    body = _lazy_bodies.get(token)  # closed and dropped when the request ends, read or not
+    if body is None or body.closed:  # the request already ended
+        return receive
+    body.seek(0)
+    placeholder_taken = False
+
+    async def lazy_receive() -> dict:
+        nonlocal placeholder_taken
+        if not placeholder_taken:
+            placeholder_taken = True
+            message = await receive()  # daphne's empty body
+            if message["type"] != "http.request":
+                return message
+        if body.closed:
+            return await receive()  # after the body: only http.disconnect comes
+        chunk = body.read(LAZY_BODY_CHUNK)
+        more = len(chunk) == LAZY_BODY_CHUNK
+        if not more:
+            body.close()
+        return {"type": "http.request", "body": chunk, "more_body": more}
+
+    return lazy_receive
+
+
 class BodyTooLarge(Exception):
     pass
 
@@ -77,6 +126,7 @@ class BodySizeLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        receive = lazy_body_receive(scope, receive)
         path = scope.get("path", "")
         limit = body_limit_for(path)
         declared = declared_length(scope.get("headers", []))

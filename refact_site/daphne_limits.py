@@ -1,15 +1,17 @@
 """daphne as `manage.py serve` runs it: the body cap inside daphne (Twisted writes a request body to a
 temporary file before daphne hands the request to the application, so the cap must act while the
-bytes arrive), no form parsing by Twisted, and TCP_NODELAY on every connection. Imported after daphne
-has installed its reactor."""
+bytes arrive), a large body left in its file for the application to read as it goes, no form parsing
+by Twisted, and TCP_NODELAY on every connection. Imported after daphne has installed its reactor."""
 
 from __future__ import annotations
 
+import io
+import secrets
 from typing import Any
 
 from daphne.http_protocol import HTTPFactory, WebRequest
 
-from refact_site.bodylimit import body_limit_for, too_large_response
+from refact_site.bodylimit import LAZY_BODY_HEADER, body_limit_for, lazy_body_close, lazy_body_keep, too_large_response
 
 UPLOAD_EXAMPLE = "/api/projects/1/sources/upload/"
 
@@ -55,6 +57,17 @@ class LimitedWebRequest(WebRequest):
     def requestReceived(self, command: bytes, path: bytes, version: bytes) -> Any:  # noqa: N802
         if self.body_refused:
             return None
+        # The header is ours alone: a client's copy could name another request's body.
+        self.requestHeaders.removeHeader(LAZY_BODY_HEADER)
+        if not isinstance(self.content, io.BytesIO):
+            # A large or chunked body, in a temporary file. daphne would read all of it into the
+            # application's queue at once (an upload under the 1 GB cap: that much memory); instead
+            # the application reads the file as it consumes the body (`lazy_body_receive`).
+            token = secrets.token_hex(16)
+            lazy_body_keep(token, self.content)
+            self.requestHeaders.setRawHeaders(LAZY_BODY_HEADER, [token.encode()])
+            self.content = io.BytesIO()
+            self.notifyFinish().addBoth(lambda _: lazy_body_close(token))
         return super().requestReceived(command, path, version)
 
     def _refuse(self) -> None:

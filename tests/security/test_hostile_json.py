@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from asgiref.sync import async_to_sync
 from channels.testing import HttpCommunicator
@@ -247,6 +248,48 @@ def test_daphne_leaves_form_bodies_to_the_application() -> None:
         # The application's answer (no key), not Twisted's.
         assert unparseable.startswith(b"HTTP/1.1 401"), unparseable[:300]
         assert b"Authentication credentials were not provided" in unparseable
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_daphne_hands_large_bodies_over_as_the_application_reads_them(admin_user, api_key_for) -> None:
+    """daphne put a whole body in the application's queue at once: a 1 GB upload, even refused
+    unauthenticated, was 1 GB of the server's memory. Bodies in a file are now read as consumed."""
+    key = api_key_for(admin_user)
+    with running_server() as server:
+        # A large body arrives whole: the JSON parses, and routing names the model.
+        prompt = "x" * 3_000_000
+        with httpx.Client(base_url=server.url, timeout=60) as client:
+            answer = client.post(
+                "/v1/completions",
+                json={"model": "nope", "prompt": prompt},
+                headers={"Authorization": f"Bearer {key}"},
+            )
+            assert answer.status_code == 404 and "model 'nope' not found" in answer.text, answer.text[:300]
+            # A client cannot name another request's body.
+            forged = client.post(
+                "/v1/completions", content=b"{}", headers={"X-Refact-Lazy-Body": "0" * 32, "Authorization": "x"}
+            )
+            assert forged.status_code == 401
+
+        before = peak_rss_mb(server.popen.pid)
+        size = 300 * 1024 * 1024
+        answer = raw_exchange(
+            server.port,
+            b"POST /api/projects/1/sources/upload/ HTTP/1.1\r\nHost: localhost\r\n"
+            b"Content-Type: multipart/form-data; boundary=x\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % size,
+            [b"\0" * (1024 * 1024)] * 300,
+            wait=60,
+        )
+        assert answer.startswith((b"HTTP/1.1 401", b"HTTP/1.1 403")), answer[:300]
+        grew = peak_rss_mb(server.popen.pid) - before
+        assert grew < 100, f"the server's peak memory grew by {grew:.0f} MB for a refused 300 MB upload"
 
 
 # --- type confusion: every field of every body ------------------------------------------------
