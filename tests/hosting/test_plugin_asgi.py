@@ -151,8 +151,11 @@ def silent_server(tiny_model):
             held.append(connection)
             request = b""
             while b"\r\n\r\n" not in request or not request.rstrip().endswith(b"}"):
-                request += connection.recv(65536)
-            if b'"max_tokens": 2' in request:
+                piece = connection.recv(65536)
+                if not piece:  # a pooled connection closed unused
+                    break
+                request += piece
+            if not request or b'"max_tokens": 2' in request:
                 continue  # no headers
             event = b'data: {"choices": [{"text": "a", "index": 0}]}\n\n'
             connection.sendall(
