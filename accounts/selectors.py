@@ -23,7 +23,7 @@ def api_key_with_user(key_id: str) -> ApiKey | None:
     `select_related(...).first()` cost about 1 ms of CPU in the server (mostly compiling the query),
     this about a quarter of it. The values go through Django's converters, as the ORM's do."""
     database = connections[DEFAULT_DB_ALIAS]
-    sql, converters, split = _key_lookup(database)
+    sql, converters, key_names, user_names = _key_lookup(database)
     with database.cursor() as cursor:
         cursor.execute(sql, [key_id])
         row = cursor.fetchone()
@@ -33,15 +33,16 @@ def api_key_with_user(key_id: str) -> ApiKey | None:
     for index, column, functions in converters:
         for function in functions:
             values[index] = function(values[index], column, database)
-    key = ApiKey.from_db(database.alias, [field.attname for field in ApiKey._meta.concrete_fields], values[:split])
-    key.user = User.from_db(database.alias, [field.attname for field in User._meta.concrete_fields], values[split:])
+    split = len(key_names)
+    key = ApiKey.from_db(database.alias, key_names, values[:split])
+    key.user = User.from_db(database.alias, user_names, values[split:])
     return key
 
 
 @lru_cache(maxsize=64)  # one entry per connection (a thread's)
-def _key_lookup(database: BaseDatabaseWrapper) -> tuple[str, list[tuple[int, Any, list[Any]]], int]:
-    """SQL selecting every column of the key and its user, and each column's converters on DATABASE
-    (found as SQLCompiler finds them)."""
+def _key_lookup(database: BaseDatabaseWrapper) -> tuple[str, list[tuple[int, Any, list[Any]]], list[str], list[str]]:
+    """SQL selecting every column of the key and its user, each column's converters on DATABASE (found
+    as SQLCompiler finds them), and the key's and the user's field names in column order."""
     quote = database.ops.quote_name
     columns = [field.get_col("k") for field in ApiKey._meta.concrete_fields]
     columns += [field.get_col("u") for field in User._meta.concrete_fields]
@@ -57,7 +58,8 @@ def _key_lookup(database: BaseDatabaseWrapper) -> tuple[str, list[tuple[int, Any
         functions = database.ops.get_db_converters(column) + column.get_db_converters(database)
         if functions:
             converters.append((index, column, functions))
-    return sql, converters, len(ApiKey._meta.concrete_fields)
+    key_names = [field.attname for field in ApiKey._meta.concrete_fields]
+    return sql, converters, key_names, [field.attname for field in User._meta.concrete_fields]
 
 
 def user_list_visible(*, viewer: User) -> QuerySet[User]:

@@ -27,7 +27,7 @@ class LimitedWebRequest(WebRequest):
         # daphne reads the body itself and never looks at Twisted's `args`. Twisted's own form parsing
         # would read a whole multipart upload into memory (several copies, up to the 1 GB cap), answer
         # one it cannot parse with a bare 400 of its own before the application sees it, and parse
-        # every POST's Content-Type with the email package (a tenth of a streamed completion's CPU).
+        # every POST's Content-Type with the email package (about a tenth of a relayed request's time).
         kwargs["parsePOSTFormSubmission"] = False
         super().__init__(*args, **kwargs)
 
@@ -57,7 +57,7 @@ class LimitedWebRequest(WebRequest):
     def requestReceived(self, command: bytes, path: bytes, version: bytes) -> Any:  # noqa: N802
         if self.body_refused:
             return None
-        # The header is ours alone: a client's copy could name another request's body.
+        # The header is ours alone (defence in depth: its tokens are random and never shown to anyone).
         self.requestHeaders.removeHeader(LAZY_BODY_HEADER)
         if not isinstance(self.content, io.BytesIO):
             # A large or chunked body, in a temporary file. daphne would read all of it into the

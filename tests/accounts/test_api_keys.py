@@ -41,7 +41,7 @@ def test_key_format_and_only_a_keyed_hash_is_stored(admin_user):
 
 
 def test_the_authentication_lookup_reads_what_the_orm_reads(admin_user, team_a):
-    """api_key_with_user's raw queries go through Django's converters (aware datetimes, booleans on SQLite)."""
+    """api_key_with_user's raw query goes through Django's converters (aware datetimes, booleans on SQLite)."""
     admin_user.team = team_a
     admin_user.save()
     key, _ = api_key_create(user=admin_user, expires_at=timezone.now() + timedelta(days=3))

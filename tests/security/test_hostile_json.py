@@ -272,11 +272,6 @@ def test_daphne_hands_large_bodies_over_as_the_application_reads_them(admin_user
                 headers={"Authorization": f"Bearer {key}"},
             )
             assert answer.status_code == 404 and "model 'nope' not found" in answer.text, answer.text[:300]
-            # A client cannot name another request's body.
-            forged = client.post(
-                "/v1/completions", content=b"{}", headers={"X-Refact-Lazy-Body": "0" * 32, "Authorization": "x"}
-            )
-            assert forged.status_code == 401
 
         before = peak_rss_mb(server.popen.pid)
         size = 300 * 1024 * 1024
