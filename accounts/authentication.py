@@ -10,6 +10,7 @@ from django.utils import timezone
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 
+from accounts import authcache
 from accounts.models import ApiKey
 
 # accounts.services is imported inside the methods: DRF imports this module while rest_framework.views
@@ -34,9 +35,8 @@ def _failure_keys(request, key_id: str | None) -> list[str]:
     return keys
 
 
-def _over_limit(keys: list[str]) -> bool:
-    counts = cache.get_many(keys)
-    return any(int(count) >= settings.REFACT_AUTH_FAILURE_LIMIT for count in counts.values())
+def _over_limit(keys: list[str], values: dict) -> bool:
+    return any(int(values[key]) >= settings.REFACT_AUTH_FAILURE_LIMIT for key in keys if key in values)
 
 
 def _count_failure(keys: list[str]) -> None:
@@ -51,6 +51,11 @@ def _count_failure(keys: list[str]) -> None:
 
 class ApiKeyAuthentication(BaseAuthentication):
     keyword = "Bearer"
+
+    def __init__(self, *, remember: bool = False) -> None:
+        # REMEMBER: keep verified keys in memory until something they depend on changes
+        # (`accounts.authcache`); only where the request reads the user and never changes it.
+        self.remember = remember
 
     def authenticate(self, request):
         from accounts.services import api_key_parse, api_key_touch
@@ -67,11 +72,14 @@ class ApiKeyAuthentication(BaseAuthentication):
         parsed = api_key_parse(plaintext)
         key_id, secret = parsed if parsed else (None, None)
         limit_keys = _failure_keys(request, key_id)
-        if _over_limit(limit_keys):
+        generation_keys = authcache.generation_cache_keys() if self.remember else []
+        values = cache.get_many([*limit_keys, *generation_keys])  # one round trip to Redis
+        if _over_limit(limit_keys, values):
             raise exceptions.Throttled(
                 wait=settings.REFACT_AUTH_FAILURE_WINDOW, detail="Too many failed API key attempts; try again later"
             )
-        key = self._verified_key(key_id, secret)
+        generation = authcache.generation_from(values) if self.remember else None
+        key = self._verified_key(key_id, secret, generation)
         if key is None:
             _count_failure(limit_keys)
             raise exceptions.AuthenticationFailed("Invalid API key")
@@ -82,7 +90,7 @@ class ApiKeyAuthentication(BaseAuthentication):
             raise exceptions.AuthenticationFailed("API key expired")
         if not key.user.is_active:
             raise exceptions.AuthenticationFailed("User deactivated")
-        refusal = _edition_refusal(key.user)
+        refusal = _edition_refusal(key.user, generation)
         if refusal:
             raise exceptions.AuthenticationFailed(refusal)
         api_key_touch(key=key)
@@ -92,11 +100,10 @@ class ApiKeyAuthentication(BaseAuthentication):
         return f'{self.keyword} realm="api"'
 
     @staticmethod
-    def _verified_key(key_id: str | None, secret: str | None) -> ApiKey | None:
-        from accounts.selectors import api_key_with_user
+    def _verified_key(key_id: str | None, secret: str | None, generation: object | None) -> ApiKey | None:
         from accounts.services import api_key_hash
 
-        key = api_key_with_user(key_id) if key_id else None
+        key = authcache.api_key_with_user(key_id, generation) if key_id else None
         expected = key.secret_hash if key else _DUMMY_HASH
         given = api_key_hash(secret or "")
         if hmac.compare_digest(expected, given) and key is not None:
@@ -104,13 +111,23 @@ class ApiKeyAuthentication(BaseAuthentication):
         return None
 
 
-def _edition_refusal(user) -> str | None:
+class RememberedKeyMixin:
+    """For DRF views that plugins call on every session and only read the user with: API keys are
+    kept in memory (`accounts.authcache`), so the user object is shared between requests."""
+
+    authentication_classes = [ApiKeyAuthentication]
+
+    def get_authenticators(self) -> list[ApiKeyAuthentication]:
+        return [ApiKeyAuthentication(remember=True)]
+
+
+def _edition_refusal(user, generation: object | None) -> str | None:
     """Without an active license only the admin's keys work (Self-hosted edition); nothing is deleted."""
     if user.is_staff:
         return None
     from licensing.selectors import license_state
 
-    state = license_state()
+    state = license_state(current=authcache.current_license(generation))
     if state.active:
         return None
     return (

@@ -37,7 +37,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.authentication import ApiKeyAuthentication
+from accounts.authentication import ApiKeyAuthentication, RememberedKeyMixin
 from hosting import plugin_selectors
 from hosting.catalogue import CHAT, COMPLETION, EMBEDDINGS
 from hosting.limits import Refusal, limit_acquire, limit_release
@@ -225,7 +225,7 @@ def _first_error(errors: Any, path: str = "") -> tuple[str, str]:
 
 def _authenticate(request: HttpRequest):
     try:
-        result = ApiKeyAuthentication().authenticate(request)
+        result = ApiKeyAuthentication(remember=True).authenticate(request)
     except exceptions.Throttled as error:
         return error_response(429, str(error.detail), retry_after=int(error.wait or 1))
     except exceptions.AuthenticationFailed as error:
@@ -642,8 +642,8 @@ embeddings = _plugin_view(EmbeddingsDoc)
 # --- DRF views ---
 
 
-class PluginView(APIView):
-    authentication_classes = [ApiKeyAuthentication]
+class PluginView(RememberedKeyMixin, APIView):
+    """A plugin endpoint answered by DRF (the hot ones are `proxy`'s)."""
 
 
 class CapsView(PluginView):

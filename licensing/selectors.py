@@ -57,9 +57,14 @@ def current_license() -> License | None:
     return License.objects.filter(removed_at__isnull=True).first()
 
 
-def license_state(*, now: datetime | None = None) -> LicenseState:
+_CURRENT = object()
+
+
+def license_state(*, now: datetime | None = None, current: License | None | object = _CURRENT) -> LicenseState:
+    """The edition now; CURRENT is the current license row where the caller has already read it."""
     now = now or timezone.now()
-    current = current_license()
+    if current is _CURRENT:
+        current = current_license()
     if current is None:
         return LicenseState(active=False, license=None, problem="No license is active")
     checked = _signature_check(current.token, settings.REFACT_LICENSE_PUBLIC_KEYS)

@@ -49,6 +49,7 @@ def license_remove(*, actor=None) -> License:
     current = current_license()
     if current is None:
         raise NotFoundError("No license is active")
-    License.objects.filter(pk=current.pk).update(removed_at=timezone.now())
+    current.removed_at = timezone.now()
+    current.save(update_fields=["removed_at"])  # a save, not an update: its signal tells authentication
     audit_record(actor=actor, action="license.removed", target=current, diff={"customer": current.customer})
     return current

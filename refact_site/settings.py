@@ -107,6 +107,8 @@ TEMPLATES = [
 ]
 
 DATABASES = {"default": env_database("DATABASE_URL", DATA_DIR / "db.sqlite3")}
+# Without Redis, the processes on this machine learn of key, user and license changes here (accounts.authcache).
+AUTH_GENERATION_FILE = DATA_DIR / "auth.generation"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Redis: Dramatiq broker, channel layer, cache and rate limits. Unset: the embedded default.

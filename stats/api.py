@@ -8,7 +8,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.authentication import ApiKeyAuthentication
+from accounts.authentication import RememberedKeyMixin
 from stats.selectors import robot_human_stats
 from stats.services import MAX_RECORDS, telemetry_store
 
@@ -26,8 +26,7 @@ STORED = inline_serializer(
 )
 
 
-class TelemetryView(APIView):
-    authentication_classes = [ApiKeyAuthentication]
+class TelemetryView(RememberedKeyMixin, APIView):
     kind = "basic"
 
     def post(self, request: Request) -> Response:
@@ -62,10 +61,8 @@ class TelemetrySnippetsView(TelemetryView):
         return super().post(request)
 
 
-class RobotHumanStatsView(APIView):
+class RobotHumanStatsView(RememberedKeyMixin, APIView):
     """The caller's own share of code written by the model over the last 30 days."""
-
-    authentication_classes = [ApiKeyAuthentication]
 
     @extend_schema(
         operation_id="plugin_rh_stats",

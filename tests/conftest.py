@@ -165,3 +165,12 @@ def _usage_rows_stay_in_their_test() -> Iterator[None]:
 
     yield
     buffer._take()
+
+
+@pytest.fixture(autouse=True)
+def _kept_api_keys_stay_in_their_test() -> Iterator[None]:
+    """Keys and licenses the plugin API kept in memory belong to the test's rolled-back database."""
+    from accounts import authcache
+
+    yield
+    authcache.forget()

@@ -9,7 +9,6 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts.models import ApiKey, AuditEntry
-from accounts.selectors import api_key_with_user
 from accounts.services import api_key_create, api_key_revoke, api_key_rotate, audit_record
 
 pytestmark = pytest.mark.django_db
@@ -38,23 +37,6 @@ def test_key_format_and_only_a_keyed_hash_is_stored(admin_user):
     assert key.secret_hash not in (secret, plaintext) and len(key.secret_hash) == 64
     # Two keys never share a secret.
     assert api_key_create(user=admin_user)[1] != plaintext
-
-
-def test_the_authentication_lookup_reads_what_the_orm_reads(admin_user, team_a):
-    """api_key_with_user's raw query goes through Django's converters (aware datetimes, booleans on SQLite)."""
-    admin_user.team = team_a
-    admin_user.save()
-    key, _ = api_key_create(user=admin_user, expires_at=timezone.now() + timedelta(days=3))
-    ApiKey.objects.filter(pk=key.pk).update(last_used=timezone.now())
-    found = api_key_with_user(key.key_id)
-    expected = ApiKey.objects.select_related("user").get(pk=key.pk)
-    for model, got, want in ((ApiKey, found, expected), (type(admin_user), found.user, expected.user)):
-        for field in model._meta.concrete_fields:
-            assert getattr(got, field.attname) == getattr(want, field.attname), field.name
-            assert type(getattr(got, field.attname)) is type(getattr(want, field.attname)), field.name
-    assert found.expires_at.tzinfo is not None and found.user.is_staff is True
-    assert found.user.team == team_a
-    assert api_key_with_user("0" * 16) is None
 
 
 def test_bearer_key_authenticates_and_last_used_is_throttled(admin_user):
