@@ -87,8 +87,9 @@ async def send_stream(stream: Stream, receive, send) -> None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        # Runs the relay's cleanup (usage row, upstream closed, slot given back) however it ended.
+        # Runs the relay's cleanup (usage row, upstream closed) however it ended, then gives the slot back.
         await stream.events.aclose()
+        await stream.finish()
     if not relaying.cancelled() and relaying.exception() is not None:
         raise relaying.exception()  # type: ignore[misc]
 

@@ -14,7 +14,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -386,16 +386,23 @@ def _check_context(*, served, data: dict[str, Any]) -> None:
         )
 
 
+async def _nothing() -> None:
+    return None
+
+
 @dataclass
 class Stream:
     """A streamed answer: SSE events relayed from the inference server (status 200).
 
     Served by the plugin ASGI app (`hosting.asgi`) straight to the connection, or wrapped in a
     StreamingHttpResponse when a view is called through Django (the test client). Closing `events`
-    closes the upstream response, records usage and gives the in-flight slot back.
+    closes the upstream response and records usage; `finish`, awaited once the answer has ended or
+    been abandoned, gives the in-flight slot back (after the last byte: with Redis that is a round trip
+    the client need not wait for).
     """
 
     events: AsyncGenerator[bytes, None]
+    finish: Callable[[], Awaitable[None]] = _nothing
     headers: tuple[tuple[str, str], ...] = (
         ("Content-Type", "text/event-stream"),
         ("Cache-Control", "no-cache"),
@@ -521,9 +528,8 @@ async def proxy(request, *, serializer_class, capability: str, path: str) -> Htt
             # Closing the upstream response drops its connection: the inference server stops generating.
             # (A stream read to its end has already gone back to the pool; closing it then does nothing.)
             upstream.close()
-            await release()
 
-    return Stream(stream())
+    return Stream(stream(), finish=release)
 
 
 def _relay_whole(upstream: aiohttp.ClientResponse, content: bytes, *, caps_version: int) -> HttpResponse:
@@ -593,12 +599,13 @@ class EmbeddingsDoc(APIView):
         raise NotImplementedError
 
 
-async def _closing(events: AsyncGenerator[bytes, None], session) -> AsyncGenerator[bytes, None]:
+async def _closing(stream: Stream, session) -> AsyncGenerator[bytes, None]:
     try:
-        async for event in events:
+        async for event in stream.events:
             yield event
     finally:
-        await events.aclose()
+        await stream.events.aclose()
+        await stream.finish()
         await session.close()
 
 
@@ -624,7 +631,7 @@ def _plugin_view(doc: type[APIView]):
         if not isinstance(result, Stream):
             await session.close()
             return result
-        response = StreamingHttpResponse(_closing(result.events, session))
+        response = StreamingHttpResponse(_closing(result, session))
         for name, value in result.headers:
             response[name] = value
         return response
