@@ -70,7 +70,8 @@ def generation_from(values: dict[str, Any]) -> object | None:
 def _bump() -> None:
     token = secrets.token_hex(8)
     if _shared():
-        cache.set(GENERATION_KEY, token, timeout=None)
+        # An integer: Django's Redis cache stores it as it is, so the plugin API's limiter can read it raw.
+        cache.set(GENERATION_KEY, secrets.randbits(62), timeout=None)
         return
     path = _path()
     temporary = path.with_name(f".{path.name}.{token}")

@@ -57,23 +57,38 @@ class ApiKeyAuthentication(BaseAuthentication):
         # (`accounts.authcache`); only where the request reads the user and never changes it.
         self.remember = remember
 
-    def authenticate(self, request):
-        from accounts.services import api_key_parse, api_key_touch
+    def credentials(self, request) -> tuple[str | None, str | None] | None:
+        """(key id, secret) of the request's Bearer key, (None, None) for a malformed key; None when
+        the request carries no Bearer header (not ours: session authentication may still apply)."""
+        from accounts.services import api_key_parse
 
         header = get_authorization_header(request).split()
         if not header or header[0].lower() != self.keyword.lower().encode():
-            return None  # not ours: session authentication may still apply
+            return None
         if len(header) != 2:
             raise exceptions.AuthenticationFailed("Invalid Authorization header: expected 'Bearer <api key>'")
         try:
             plaintext = header[1].decode()
         except UnicodeDecodeError:
             raise exceptions.AuthenticationFailed("Invalid API key") from None
-        parsed = api_key_parse(plaintext)
-        key_id, secret = parsed if parsed else (None, None)
-        limit_keys = _failure_keys(request, key_id)
+        return api_key_parse(plaintext) or (None, None)
+
+    def cache_keys(self, request, key_id: str | None) -> list[str]:
+        """What `authenticate` reads from the cache: the failed-attempt counters, the auth generation."""
         generation_keys = authcache.generation_cache_keys() if self.remember else []
-        values = cache.get_many([*limit_keys, *generation_keys])  # one round trip to Redis
+        return [*_failure_keys(request, key_id), *generation_keys]
+
+    def authenticate(self, request, values: dict | None = None):
+        """VALUES: what the cache holds under `cache_keys`, where the caller has read it already."""
+        from accounts.services import api_key_touch
+
+        credentials = self.credentials(request)
+        if credentials is None:
+            return None
+        key_id, secret = credentials
+        limit_keys = _failure_keys(request, key_id)
+        if values is None:
+            values = cache.get_many(self.cache_keys(request, key_id))  # one round trip to Redis
         if _over_limit(limit_keys, values):
             raise exceptions.Throttled(
                 wait=settings.REFACT_AUTH_FAILURE_WINDOW, detail="Too many failed API key attempts; try again later"

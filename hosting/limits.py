@@ -16,9 +16,11 @@ import math
 import time
 import uuid
 import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from django.conf import settings
+from django.core.cache import cache
 
 logger = logging.getLogger(__name__)
 
@@ -39,12 +41,32 @@ class Slot:
     released: bool = False
 
 
-class MemoryLimiter:
+class Limiter:
+    async def acquire(self, key: str, *, rate: int, window: int, max_inflight: int) -> Refusal | Slot:
+        return (await self.admit(key, (), rate=rate, window=window, max_inflight=max_inflight))[0]
+
+    async def admit(
+        self, key: str, read: Sequence[str], *, rate: int, window: int, max_inflight: int
+    ) -> tuple[Refusal | Slot, dict[str, int]]:
+        """A slot for KEY or why not, and the integers the cache holds under READ (keys of Django's
+        cache: the caller's failed-attempt counters and the auth generation), read in the same trip."""
+        raise NotImplementedError
+
+    async def release(self, slot: Slot) -> None:
+        raise NotImplementedError
+
+
+class MemoryLimiter(Limiter):
     def __init__(self) -> None:
         self.windows: dict[str, tuple[int, int]] = {}
         self.inflight: dict[str, int] = {}
 
-    async def acquire(self, key: str, *, rate: int, window: int, max_inflight: int) -> Refusal | Slot:
+    async def admit(
+        self, key: str, read: Sequence[str], *, rate: int, window: int, max_inflight: int
+    ) -> tuple[Refusal | Slot, dict[str, int]]:
+        return self._take(key, rate=rate, window=window, max_inflight=max_inflight), cache.get_many(read)
+
+    def _take(self, key: str, *, rate: int, window: int, max_inflight: int) -> Refusal | Slot:
         now = time.time()
         slot = int(now // window)
         current_slot, count = self.windows.get(key, (slot, 0))
@@ -62,7 +84,7 @@ class MemoryLimiter:
         self.inflight[slot.key] = max(0, self.inflight.get(slot.key, 0) - 1)
 
 
-class RedisLimiter:
+class RedisLimiter(Limiter):
     def __init__(self, url: str, prefix: str) -> None:
         self.url = url
         self.prefix = prefix
@@ -82,7 +104,9 @@ class RedisLimiter:
     def inflight_key(self, key: str) -> str:
         return f"{self.prefix}:plugin:inflight:{key}"
 
-    async def acquire(self, key: str, *, rate: int, window: int, max_inflight: int) -> Refusal | Slot:
+    async def admit(
+        self, key: str, read: Sequence[str], *, rate: int, window: int, max_inflight: int
+    ) -> tuple[Refusal | Slot, dict[str, int]]:
         now = time.time()
         lease = settings.REFACT_PLUGIN_SLOT_LEASE_SECONDS
         rate_key = f"{self.prefix}:plugin:rate:{key}:{int(now // window)}"
@@ -96,15 +120,20 @@ class RedisLimiter:
             pipe.zadd(inflight_key, {member: now + lease})
             pipe.zcard(inflight_key)
             pipe.expire(inflight_key, lease + 1)
-            count, _, _, _, inflight, _ = await pipe.execute()
+            if read:
+                # Django's Redis cache stores integers as they are (so that INCR works on them).
+                pipe.mget([cache.make_key(name) for name in read])
+            count, _, _, _, inflight, _, *found = await pipe.execute()
+        values = {name: int(value) for name, value in zip(read, found[0] if found else (), strict=False) if value}
         if count > rate or inflight > max_inflight:
             await self.client().zrem(inflight_key, member)
             if count > rate:
-                return Refusal(f"rate limit of {rate} requests per {window} s reached", _until_next(now, window))
-            return Refusal(f"at most {max_inflight} requests at once per API key", 1)
+                refusal = Refusal(f"rate limit of {rate} requests per {window} s reached", _until_next(now, window))
+                return refusal, values
+            return Refusal(f"at most {max_inflight} requests at once per API key", 1), values
         slot = Slot(key=key, member=member)
         slot.renewal = asyncio.get_running_loop().create_task(self._renew(slot, lease))
-        return slot
+        return slot, values
 
     async def _renew(self, slot: Slot, lease: int) -> None:
         """Push the lease forward a few times per lease while the request is still running."""
@@ -137,19 +166,20 @@ def _until_next(now: float, window: int) -> int:
     return max(1, math.ceil(window - now % window))
 
 
-_limiter: MemoryLimiter | RedisLimiter | None = None
+_limiter: Limiter | None = None
 
 
-def limiter() -> MemoryLimiter | RedisLimiter:
+def limiter() -> Limiter:
     global _limiter
     if _limiter is None:
         _limiter = RedisLimiter(settings.REDIS_URL, settings.REDIS_PREFIX) if settings.REDIS_URL else MemoryLimiter()
     return _limiter
 
 
-async def limit_acquire(key: str) -> Refusal | Slot:
-    return await limiter().acquire(
+async def limit_admit(key: str, read: Sequence[str] = ()) -> tuple[Refusal | Slot, dict[str, int]]:
+    return await limiter().admit(
         key,
+        read,
         rate=settings.REFACT_PLUGIN_RATE_LIMIT,
         window=settings.REFACT_PLUGIN_RATE_WINDOW,
         max_inflight=settings.REFACT_PLUGIN_MAX_INFLIGHT,

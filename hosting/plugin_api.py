@@ -40,7 +40,7 @@ from rest_framework.views import APIView
 from accounts.authentication import ApiKeyAuthentication, RememberedKeyMixin
 from hosting import plugin_selectors
 from hosting.catalogue import CHAT, COMPLETION, EMBEDDINGS
-from hosting.limits import Refusal, limit_acquire, limit_release
+from hosting.limits import Refusal, Slot, limit_admit, limit_release
 from hosting.plugin_selectors import UnavailableError
 from hosting.proxy import (
     UPSTREAM_ERRORS,
@@ -223,9 +223,9 @@ def _first_error(errors: Any, path: str = "") -> tuple[str, str]:
     return path, str(errors)
 
 
-def _authenticate(request: HttpRequest):
+def _authenticate(request: HttpRequest, values: dict | None):
     try:
-        result = ApiKeyAuthentication(remember=True).authenticate(request)
+        result = ApiKeyAuthentication(remember=True).authenticate(request, values)
     except exceptions.Throttled as error:
         return error_response(429, str(error.detail), retry_after=int(error.wait or 1))
     except exceptions.AuthenticationFailed as error:
@@ -272,9 +272,17 @@ def _validator(serializer_class: type[serializers.Serializer]) -> serializers.Se
     return instance
 
 
-def _prepare(request: HttpRequest, *, serializer_class: type[serializers.Serializer], capability: str, path: str):
-    """Auth, validation and routing in one trip to the database thread."""
-    auth = _authenticate(request)
+def _prepare(
+    request: HttpRequest,
+    *,
+    values: dict | None,
+    serializer_class: type[serializers.Serializer],
+    capability: str,
+    path: str,
+):
+    """Auth, validation and routing in one trip to the database thread; VALUES: what authentication
+    reads from the cache, where it has been read already."""
+    auth = _authenticate(request, values)
     if isinstance(auth, HttpResponse):
         return auth
     user, key = auth
@@ -415,31 +423,47 @@ async def proxy(request, *, serializer_class, capability: str, path: str) -> Htt
     if request.method != "POST":
         return error_response(405, f"method {request.method} not allowed; use POST")
     started = time.monotonic()
+    authentication = ApiKeyAuthentication(remember=True)
+    slot: Refusal | Slot | None = None
+    values = None
+    released = False
+
+    async def release() -> None:
+        nonlocal released
+        if isinstance(slot, Slot) and not released:
+            released = True
+            try:
+                await limit_release(slot)
+            except Exception as error:  # Redis went away mid-request: the slot's lease lapses instead
+                logger.warning("could not give back the in-flight slot of key %s: %s", slot.key, error)
+
     try:
+        try:
+            credentials = authentication.credentials(request)
+        except exceptions.AuthenticationFailed:
+            credentials = None  # `_prepare` answers it
+        if credentials is not None and credentials[0] is not None:
+            # The key's slot is taken in the same trip to Redis that reads its failed-attempt counters and
+            # the auth generation; a request refused below gives it back.
+            key_id = credentials[0]
+            slot, values = await limit_admit(key_id, authentication.cache_keys(request, key_id))
         prepared = await sync_to_async(_prepare_guarded)(
-            request, serializer_class=serializer_class, capability=capability, path=path
+            request, values=values, serializer_class=serializer_class, capability=capability, path=path
         )
     except Exception as error:
+        await release()
         part = outage_of(error)
         if part is None:
             raise
         logger.warning("%s unavailable while serving %s: %s", part, request.path, error)
         return service_unavailable(request, part)
     if isinstance(prepared, HttpResponse):
+        await release()
         return prepared
-    slot = await limit_acquire(prepared.key_id)
+    if slot is None:  # authenticated without a key id: not the case today, but then it is taken now
+        slot, _ = await limit_admit(prepared.key_id)
     if isinstance(slot, Refusal):
         return error_response(429, slot.message, retry_after=slot.retry_after)
-    released = False
-
-    async def release() -> None:
-        nonlocal released
-        if not released:
-            released = True
-            try:
-                await limit_release(slot)
-            except Exception as error:  # Redis went away mid-request: the slot's lease lapses instead
-                logger.warning("could not give back the in-flight slot of key %s: %s", prepared.key_id, error)
 
     def record(status: int, *, first_token_ms: int | None = None, events: int = 0) -> None:
         usage_record(

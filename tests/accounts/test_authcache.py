@@ -7,7 +7,7 @@ import httpx
 import pytest
 from django.core.management import call_command
 from django.db import connection
-from django.test import RequestFactory
+from django.test import Client, RequestFactory
 from django.test.utils import CaptureQueriesContext
 from rest_framework import exceptions
 
@@ -30,6 +30,14 @@ def test_a_key_is_read_once_and_refused_as_soon_as_it_changes(admin_user, alice,
     with CaptureQueriesContext(connection) as queries:
         user, _ = check(admin_key)
     assert user == admin_user and len(queries) == 0
+
+    # The plugin ASGI path reads the generation with its in-flight slot (hosting.limits): no query either.
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {admin_key}")
+    body = {"model": "absent", "prompt": "x"}
+    for _ in range(2):
+        with CaptureQueriesContext(connection) as queries:
+            assert client.post("/v1/completions", body, content_type="application/json").status_code == 404
+    assert len(queries) == 0
 
     alice_row, alice_key = api_key_create(user=alice)
     check(alice_key)

@@ -1,7 +1,8 @@
 """PostgreSQL restarted (killed, then started again) while plugin clients keep calling the server.
 
 The server is never restarted: while the database is down every request answers within its timeout,
-503 naming the database; once it is back every request answers 200 again.
+as usual where what it reads is still in memory (a verified API key, the served models), else 503
+naming the database; once it is back every request answers as usual again.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ REQUEST_TIMEOUT = 10.0  # the plugins' own timeout; nothing may take longer
 # Connect timeout (5 s in settings) plus the request itself: the slowest honest answer.
 SLOWEST_ANSWER = 7.0
 # (method, path, body, the answer when the database is up). The completion names an unknown model:
-# its 404 comes after the key check and the routing, both of which read the database.
+# its 404 comes after the key check and the routing.
 CALLS = (
     ("GET", "/v1/models", None, 200),
     ("GET", "/refact-caps", None, 200),
@@ -131,8 +132,9 @@ def test_postgres_restart_under_load(private_postgres: PrivatePostgres):
         [(round(o.started - stopping_at, 2), o.path, o.seconds, o.status) for o in before if not o.fine],
     )
     assert slowest.seconds < SLOWEST_ANSWER, f"a request hung: {summary}"
-    assert all(o.status == 503 and o.unavailable == "database" for o in during), (
+    assert all(o.fine or (o.status == 503 and o.unavailable == "database") for o in during), (
         summary,
         sorted({(o.path, o.status, o.unavailable) for o in during}),
     )
+    assert any(o.status == 503 for o in during), summary  # the models are read afresh every second
     assert all(o.fine for o in after), (summary, sorted({(o.path, o.status) for o in after if not o.fine}))
