@@ -85,3 +85,26 @@ def test_a_renewal_that_swallows_its_cancellation_neither_holds_up_the_request_n
         assert await limiter.client().zscore(limiter.inflight_key(key), slot.member) is None
 
     asyncio.run(scenario())
+
+
+def test_the_rate_limit_counts_refusals_and_the_script_survives_a_redis_that_forgot_it(limiter):
+    """One script takes the slot (hosting.limits.ADMIT); Redis forgets scripts when it restarts."""
+    key = f"rate-{uuid.uuid4().hex}"
+    limits = {"rate": 3, "window": 60, "max_inflight": 1}
+
+    async def scenario() -> None:
+        first = await limiter.acquire(key, **limits)
+        assert isinstance(first, Slot)
+        busy = await limiter.acquire(key, **limits)  # refused, and counted: the second request of three
+        assert isinstance(busy, Refusal) and busy.retry_after == 1
+        await limiter.release(first)
+        await limiter.client().script_flush()
+        third = await limiter.acquire(key, **limits)
+        assert isinstance(third, Slot)
+        await limiter.release(third)
+        over = await limiter.acquire(key, **limits)
+        assert isinstance(over, Refusal) and "rate limit of 3 requests per 60 s" in over.message
+        assert 1 <= over.retry_after <= 60
+        assert await limiter.client().zcard(limiter.inflight_key(key)) == 0  # a refusal holds no slot
+
+    asyncio.run(scenario())
