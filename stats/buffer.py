@@ -12,6 +12,7 @@ import atexit
 import logging
 import threading
 import weakref
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -74,11 +75,16 @@ def _start_flush(loop: asyncio.AbstractEventLoop) -> None:
     task.add_done_callback(_tasks.discard)
 
 
+# A thread (and database connection) of its own: in the shared thread of sync_to_async a write of a
+# few milliseconds held up every plugin request's key check and routing queued behind it.
+_writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="usage-writer")
+
+
 async def usage_flush() -> None:
     """Write every queued row (from the event loop)."""
     rows = _take()
     if rows:
-        await sync_to_async(_write)(rows)
+        await sync_to_async(_write, thread_sensitive=False, executor=_writer)(rows)
 
 
 def usage_flush_now() -> None:
