@@ -4,9 +4,10 @@ Every plugin request authenticates its key. With PostgreSQL, reading the key and
 0.9 ms of the 3.7 ms a request spent in our API beyond relaying (and, for a user other than the admin,
 reading the license took another trip). Here each web process keeps what it read, stamped with the
 *auth generation*: a token that every change to a key, a user, a team or the license replaces
-(signals, see `accounts.apps`). The generation is read in the same cache round trip as the
-failed-attempt counters, before the key is checked, so a revoked key, a deactivated user or a removed
-license is refused by every web process on its very next request, as it was without this memory.
+(signals, see `accounts.apps`). The generation is read before the key is checked, in the same round
+trip as the failed-attempt counters (on completions, chat and embeddings: the in-flight slot's, in
+`hosting.limits`), so a revoked key, a deactivated user or a removed license is refused by every web
+process on its very next request, as it was without this memory.
 
 Where the generation lives: in the shared cache (Redis) when REDIS_URL is set, else in a file in the
 data directory. The embedded default's cache is in-process, and `manage.py key_revoke` runs in a
@@ -68,11 +69,11 @@ def generation_from(values: dict[str, Any]) -> object | None:
 
 
 def _bump() -> None:
-    token = secrets.token_hex(8)
     if _shared():
         # An integer: Django's Redis cache stores it as it is, so the plugin API's limiter can read it raw.
         cache.set(GENERATION_KEY, secrets.randbits(62), timeout=None)
         return
+    token = secrets.token_hex(8)
     path = _path()
     temporary = path.with_name(f".{path.name}.{token}")
     temporary.write_text(token)
