@@ -11,6 +11,7 @@ and relay code with nothing of our API (no key, validation, routing, limits or u
 are what the proxy hop itself costs on this machine; ours minus its is what our API costs.
 
     python benchmarks/api_overhead.py [--requests 100] [--tokens 16] [--concurrency 16] [--rounds 5] [--per-stream 8]
+                                      [--member]
 
 Uses the tiny model built in a temporary data directory; the database and Redis are the embedded
 default unless DATABASE_URL / REDIS_URL are set.
@@ -103,6 +104,9 @@ def main() -> None:
     parser.add_argument(
         "--inference-threads", type=int, help="torch threads of the inference server (default: every core)"
     )
+    parser.add_argument(
+        "--member", action="store_true", help="a team member's key under an Enterprise license, not the admin's"
+    )
     args = parser.parse_args()
 
     server_env = {"REFACT_PLUGIN_RATE_LIMIT": "1000000", "REFACT_PLUGIN_MAX_INFLIGHT": str(args.concurrency * 2)}
@@ -111,6 +115,7 @@ def main() -> None:
         server_env=server_env,
         inference_threads=args.inference_threads,
         bare_relay=True,
+        member=args.member,
     ) as stack:
         urls = {"direct": stack.direct, "bare_relay": stack.bare, "ours": stack.ours}
         added = asyncio.run(sequential(urls, stack.key, args.requests, args.tokens))

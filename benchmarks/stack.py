@@ -23,9 +23,17 @@ sys.path.insert(0, str(REPO))
 MODEL = "bench"
 
 
-def prepare(data_dir: Path) -> tuple[str, Path]:
-    """Database, the tiny model and an API key in a fresh data directory."""
+def prepare(data_dir: Path, *, member: bool = False) -> tuple[str, Path]:
+    """Database, the tiny model and an API key in a fresh data directory: the admin's, or with MEMBER a
+    team member's under an Enterprise license signed by a key made here (and trusted by the server)."""
     os.environ["REFACT_DATA_DIR"] = str(data_dir)
+    if member:
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+        from licensing import tokens
+
+        signing_key = Ed25519PrivateKey.generate()
+        os.environ["REFACT_LICENSE_PUBLIC_KEYS"] = f"bench:{tokens.public_key_b64(signing_key)}"
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "refact_site.settings")
     import django
 
@@ -44,7 +52,16 @@ def prepare(data_dir: Path) -> tuple[str, Path]:
     build_tiny_model(data_dir / weights)
     tiny_model_register(name=MODEL, weights=weights, parameters=0)
     admin = admin_bootstrap(token=secrets.token_urlsafe(16)).user
-    _, key = api_key_create(user=admin, name="benchmark")
+    user = admin
+    if member:
+        from accounts.services import team_create, user_add
+        from licensing import tokens
+        from licensing.services import license_activate
+
+        token = tokens.issue(private_key=signing_key, kid="bench", customer="benchmark", seats=5, days=30)
+        license_activate(token=token)
+        user, _ = user_add(username="member", team=team_create(name="bench-team"))
+    _, key = api_key_create(user=user, name="benchmark")
     return key, data_dir / weights
 
 
@@ -95,11 +112,12 @@ def running_stack(
     server_env: dict[str, str] | None = None,
     inference_threads: int | None = None,
     bare_relay: bool = False,
+    member: bool = False,
 ) -> Iterator[Stack]:
     """The inference server on the tiny model and our server routing `bench` to it (and, with BARE_RELAY,
     benchmarks/bare_relay.py in front of it too), until the block ends."""
     data_dir = Path(tempfile.mkdtemp(prefix="refact-bench-"))
-    key, model_dir = prepare(data_dir)
+    key, model_dir = prepare(data_dir, member=member)
     env = {**os.environ, "REFACT_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1"}
     env.pop("DJANGO_SETTINGS_MODULE", None)
     inference_port, server_port = free_port(), free_port()
