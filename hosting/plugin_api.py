@@ -457,6 +457,9 @@ async def proxy(request, *, serializer_class, capability: str, path: str) -> Htt
             raise
         logger.warning("%s unavailable while serving %s: %s", part, request.path, error)
         return service_unavailable(request, part)
+    except BaseException:  # cancelled (the server stopping): its slot's renewal must not go on
+        await release()
+        raise
     if isinstance(prepared, HttpResponse):
         await release()
         return prepared

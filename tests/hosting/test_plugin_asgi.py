@@ -7,6 +7,7 @@ client hanging up mid-stream, are in test_plugin_api_live.py (daphne serves this
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import socket
@@ -133,6 +134,38 @@ def test_the_request_carries_what_authentication_reads() -> None:
     assert request.META["HTTP_X_FORWARDED_FOR"] == "1.1.1.1,2.2.2.2"
     assert request.headers["Accept"] == "application/json"
     assert (request.method, request.path, request.body) == ("POST", "/v1/chat/completions", b"{}")
+
+
+@override_settings(REFACT_PLUGIN_MAX_INFLIGHT=1)
+def test_a_request_cancelled_before_relaying_gives_its_slot_back(monkeypatch, admin_user, api_key_for) -> None:
+    """The key's slot is taken before the key check (with the failed-attempt counters, in one trip to
+    Redis); a request cancelled there (the server stopping) gives it back and stops renewing it."""
+    from hosting import limits, plugin_api
+    from hosting.plugin_api import error_response
+
+    key = api_key_for(admin_user)
+    checking = threading.Event()
+
+    def slow_check(*args, **kwargs):
+        checking.set()
+        time.sleep(0.5)
+        return error_response(400, "never seen")
+
+    monkeypatch.setattr(plugin_api, "_prepare_guarded", slow_check)
+    headers = [(b"authorization", f"Bearer {key}".encode())]
+    request = PluginRequest({"method": "POST", "path": "/v1/completions", "headers": headers}, b"{}")
+
+    async def scenario() -> None:
+        answering = asyncio.ensure_future(plugin_api.answer(request))
+        assert await asyncio.to_thread(checking.wait, 10)
+        answering.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await answering
+        slot, _ = await limits.limit_admit(key[4:].split(".")[0])
+        assert isinstance(slot, limits.Slot)  # the only slot of the key is free again
+        await limits.limit_release(slot)
+
+    asyncio.run(scenario())
 
 
 @pytest.fixture
