@@ -4,7 +4,7 @@ Every plugin request authenticates its key. With PostgreSQL, reading the key and
 0.9 ms of the 3.7 ms a request spent in our API beyond relaying (and, for a user other than the admin,
 reading the license took another trip). Here each web process keeps what it read, stamped with the
 *auth generation*: a token that every change to a key, a user, a team or the license replaces
-(signals, see `accounts.apps`). The generation is read before the key is checked, in the same round
+(signals: `auth_inputs_changed`). The generation is read before the key is checked, in the same round
 trip as the failed-attempt counters (on completions, chat and embeddings: the in-flight slot's, in
 `hosting.limits`), so a revoked key, a deactivated user or a removed license is refused by every web
 process on its very next request, as it was without this memory.
@@ -88,6 +88,18 @@ def generation_changed() -> None:
     old rows from another connection, and must not keep them."""
     _bump()
     transaction.on_commit(_bump)
+
+
+# Saves that change nothing authentication reads (a web login stamps last_login).
+_UNREAD_FIELDS = frozenset({"last_login", "last_used"})
+
+
+def auth_inputs_changed(sender, update_fields=None, **kwargs) -> None:
+    """Signal receiver (accounts and licensing connect it): a key, a user, a team or the license was
+    saved or deleted."""
+    if update_fields is not None and set(update_fields) <= _UNREAD_FIELDS:
+        return
+    generation_changed()
 
 
 def _fresh(name: str, generation: object | None) -> Any:

@@ -9,7 +9,7 @@ class LicensingConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_delete, post_save
 
-        from accounts.apps import auth_inputs_changed
+        from accounts.authcache import auth_inputs_changed
         from licensing.models import License
 
         post_save.connect(auth_inputs_changed, sender=License, dispatch_uid="authcache-save-License")
