@@ -34,7 +34,7 @@ def batch(size: int) -> torch.Tensor:
 def one_step(rank: int, world: int, port: int, size: int, micro: int, out: str) -> None:
     """One data-parallel optimizer step on this rank's shard; rank 0 saves the updated weights."""
     from gpu_worker import finetune_core as core
-    from gpu_worker.finetune_distributed import ddp_step
+    from gpu_worker.finetune_distributed import ddp_step, leave_without_teardown
 
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
     try:
@@ -56,3 +56,4 @@ def one_step(rank: int, world: int, port: int, size: int, micro: int, out: str) 
             torch.save(model.state_dict(), Path(out))
     finally:
         dist.destroy_process_group()
+    leave_without_teardown()
