@@ -40,11 +40,17 @@ test: $(VENV)/.dev-installed browser
 	$(BIN)/python manage.py makemigrations --check --dry-run
 	$(MAKE) --no-print-directory test-services test-embedded
 
+# A suite that stops making progress (a test stuck past its own timeout, or threads that keep the
+# interpreter from exiting) is interrupted after SUITE_LIMIT: pytest then prints what ran and where
+# it stood, instead of CI waiting out its own limit with nothing to show.
+SUITE_LIMIT ?= 25m
+SUITE := timeout --signal=INT --kill-after=60 $(SUITE_LIMIT) $(BIN)/python -m pytest
+
 test-services: $(VENV)/.dev-installed
-	$(BIN)/python -m pytest --backend=services $(PYTEST_ARGS)
+	$(SUITE) --backend=services $(PYTEST_ARGS)
 
 test-embedded: $(VENV)/.dev-installed
-	$(BIN)/python -m pytest --backend=embedded $(PYTEST_ARGS)
+	$(SUITE) --backend=embedded $(PYTEST_ARGS)
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check .

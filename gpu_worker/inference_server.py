@@ -653,7 +653,10 @@ def build_app(args: argparse.Namespace):
             try:
                 while True:
                     try:
-                        event = await asyncio.wait_for(job.events.get(), timeout=1.0)
+                        # Not asyncio.wait_for: on Python 3.11 it can swallow the cancellation of a client
+                        # that went away (python/cpython#86296), and generation would go on.
+                        async with asyncio.timeout(1.0):
+                            event = await job.events.get()
                     except TimeoutError:
                         if await http.is_disconnected():
                             job.cancelled.set()

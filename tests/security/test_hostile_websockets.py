@@ -19,16 +19,6 @@ from refact_site.asgi import application
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture(autouse=True)
-def _in_memory_channel_layer(settings) -> None:
-    """Who may connect is decided before the channel layer matters, so these checks use the in-memory
-    layer. With Redis, each consumer waits in a blocking BZPOPMIN, and the refused ones are cancelled
-    when the test's event loop closes. redis-py can swallow such a cancellation (redis/redis-py#2028),
-    which left a test waiting forever about one run in seven. test_websockets.py covers the Redis
-    layer, with sockets that are closed properly."""
-    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
-
-
 def connect(path: str, *, origin: str | None = "http://localhost", session: str | None = None) -> tuple[bool, Any]:
     headers = [(b"host", b"localhost")]
     if origin is not None:
