@@ -32,6 +32,19 @@ def _clean_redis_prefix() -> Iterator[None]:
     clean()
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup) -> Iterator[None]:
+    """pytest-django's, and then, before the test database is dropped, the usage writer's connection
+    closed: that thread lives as long as the process (stats.buffer), and a connection it kept open
+    stopped the database from being dropped ("being accessed by other users")."""
+    yield
+    from django.db import connections
+
+    from stats.buffer import _writer
+
+    _writer.submit(connections.close_all).result(timeout=10)
+
+
 def _cache_clear() -> None:
     """Empty this checkout's cache only: Django's RedisCache.clear() would FLUSHDB every checkout's Redis data."""
     from django.core.cache import cache
