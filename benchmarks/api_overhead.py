@@ -140,6 +140,7 @@ def main() -> None:
         "throughput_ratio": round(ratio["ours"], 3),
         # The proxy hop alone (same daphne, same relay code, no API): what any relay costs on this machine.
         "bare_relay_added_latency_p50_ms": round(p50["bare_relay"], 2),
+        "bare_relay_added_latency_p99_ms": round(p99["bare_relay"], 2),
         "bare_relay_throughput_ratio": round(ratio["bare_relay"], 3),
         "ours_over_bare_relay_added_p50_ms": round(p50["ours"] - p50["bare_relay"], 2),
         "ours_over_bare_relay_throughput": round(rate["ours"] / rate["bare_relay"], 3),
