@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 
@@ -302,3 +303,39 @@ def test_embeddings_server():
         assert single.data[0].embedding == pytest.approx(result.data[0].embedding, abs=1e-5)
         with pytest.raises(openai.BadRequestError):
             client.embeddings.create(model="all-minilm-l6-v2", input=[])
+
+
+# Small matrix products with short pauses between them, as decode steps come: the CPU seconds the
+# process burns per wall second. OpenMP threads that spin through each pause burn about one core more.
+SPIN_PROBE = """
+import os, sys, time
+from gpu_worker.inference_server import openmp_threads_sleep
+openmp_threads_sleep()
+import torch
+torch.set_num_threads(2)
+a = torch.randn(256, 256)
+for _ in range(20):
+    a @ a
+cpu, wall = time.process_time(), time.perf_counter()
+for _ in range(250):
+    a @ a
+    time.sleep(0.002)
+print((time.process_time() - cpu) / (time.perf_counter() - wall))
+"""
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="OpenMP threads only spin beside one another: needs 2 cores")
+def test_openmp_threads_sleep_between_steps_unless_the_operator_says_otherwise():
+    import subprocess
+    import sys
+
+    from tests.support.server import REPO
+
+    def cpu_per_wall(**env: str) -> float:
+        unset = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
+        environ = {key: value for key, value in os.environ.items() if key not in unset} | env
+        probe = [sys.executable, "-c", SPIN_PROBE]
+        return float(subprocess.run(probe, cwd=REPO, env=environ, capture_output=True, check=True, text=True).stdout)
+
+    assert cpu_per_wall() < 0.6  # the server's default: threads sleep (about 0.2 here: a short spin)
+    assert cpu_per_wall(OMP_WAIT_POLICY="ACTIVE") > 0.8  # spinning (about 1.1 here); the operator's choice wins
