@@ -845,11 +845,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def openmp_threads_sleep() -> None:
     """torch's OpenMP threads spin for about a millisecond before they sleep: through the pause
     between two decode steps too, holding cores that the web server relaying the tokens needs (on two
-    cores, 2 to 4 ms more per streamed request through our API and a quarter of its throughput:
-    benchmarks/api_overhead.py). A spin of 10,000 rounds still bridges the gaps between the operations
-    of one step; no spin at all (OMP_WAIT_POLICY=PASSIVE) made the tiny model's single stream a third
-    slower (benchmarks/inference_cpu.py --threads 2). libgomp reads this once, when torch loads. An
-    operator's own OMP_WAIT_POLICY or GOMP_SPINCOUNT wins."""
+    cores, 0.5 to 2.5 ms more per streamed request through our API, and up to a quarter less
+    throughput through it: benchmarks/api_overhead.py). A spin of 10,000 rounds still bridges the gaps
+    between the operations of one step; no spin at all (OMP_WAIT_POLICY=PASSIVE) made the tiny model's
+    single stream a third slower (benchmarks/inference_cpu.py --threads 2). libgomp reads this once,
+    when torch loads. An operator's own OMP_WAIT_POLICY or GOMP_SPINCOUNT wins."""
     if "OMP_WAIT_POLICY" not in os.environ:
         os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 
