@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
 from django.conf import settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
@@ -21,7 +22,8 @@ def test_short_run_on_the_transformers_back_end(tiny_model_weights):
     for streams in (1, 3):
         figures = result[f"streams_{streams}"]
         assert figures["base_tokens_per_s"] > 0 and figures["lora_tokens_per_s"] > 0
-        assert figures["ratio"] == round(figures["lora_tokens_per_s"] / figures["base_tokens_per_s"], 3)
+        ratio = figures["lora_tokens_per_s"] / figures["base_tokens_per_s"]
+        assert figures["ratio"] == pytest.approx(ratio, rel=0.02)  # computed from the unrounded rates
         assert 0 < figures["lora_first_token_p50_ms"] < 60_000
 
 
