@@ -26,14 +26,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from stack import REPO, free_port, wait_for  # a script: its own folder is on sys.path
+from api_overhead import PROMPTS  # scripts: their own folder is on sys.path
+from stack import REPO, free_port, wait_for
 
-PROMPTS = [
-    "def fibonacci(n):\n    ",
-    "import os\nimport sys\n\n\ndef main():\n    ",
-    "class Stack:\n    def __init__(self):\n        self.items = []\n\n    def push(self, item):\n        ",
-    "for i in range(10):\n    print(",
-]
 BASE, LORA = "bench", "bench:lora:best"
 
 
