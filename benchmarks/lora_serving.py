@@ -61,9 +61,6 @@ def server_command(args: argparse.Namespace, *, port: int, adapter: Path | None)
             memory_fraction=0.4,  # two servers on one GPU
             loras=loras,
         )
-        beside = Path(sys.executable).parent / "vllm"  # as the supervisor finds it
-        if beside.exists():
-            argv[0] = str(beside)
         return [*argv, "--port", str(port)]
     argv = [sys.executable, "-m", "gpu_worker.inference_server", "--model-dir", str(args.model_dir)]
     argv += ["--served-name", BASE, "--port", str(port), "--device", args.device, "--n-ctx", str(args.n_ctx)]

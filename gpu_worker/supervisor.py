@@ -90,8 +90,10 @@ def vllm_command(
     loras: list[tuple[str, Path]],
 ) -> list[str]:
     """The real `vllm serve` command line for one assignment."""
+    # The console script next to this interpreter: a worker started without activating its venv.
+    beside = Path(sys.executable).parent / "vllm"
     argv = [
-        "vllm",
+        str(beside) if beside.exists() else "vllm",
         "serve",
         model_dir,
         "--served-model-name",
@@ -154,10 +156,6 @@ def launch_spec(assignment) -> LaunchSpec:
             memory_fraction=fraction,
             loras=loras,
         )
-        # The console script next to this interpreter: a worker started without activating its venv.
-        beside = Path(sys.executable).parent / "vllm"
-        if beside.exists():
-            argv[0] = str(beside)
     else:
         argv = [
             sys.executable,
